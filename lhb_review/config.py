@@ -1,0 +1,173 @@
+"""Settings from the environment: DATABASE_URL or the seed's DB_* variables, and the app's own knobs."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy.engine import URL, make_url
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_INSTANCE = PROJECT_ROOT / "instance"
+DRIVER = "postgresql+psycopg2"
+TRUE_WORDS = {"1", "true", "yes", "on"}
+
+
+class ConfigError(RuntimeError):
+    """The environment asks for something the app cannot run with."""
+
+
+def env_flag(env: dict, name: str, default: bool = False) -> bool:
+    value = env.get(name)
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in TRUE_WORDS
+
+
+def env_int(env: dict, name: str, default: int) -> int:
+    value = env.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a whole number, not {value!r}") from exc
+
+
+def normalise_url(url: str) -> str:
+    """Accept the plain URLs people paste and run them on the driver the project ships (psycopg2).
+
+    SQLAlchemy 2.1 reads a bare ``postgresql://`` as psycopg 3, which is not installed.
+    """
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://"):]
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "postgresql":
+        raise ConfigError(f"lhb-review runs on PostgreSQL only; got a {parsed.get_backend_name()!r} URL")
+    return parsed.set(drivername=DRIVER).render_as_string(hide_password=False)
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    """Where the database is and how the engine's pool behaves."""
+
+    url: str | None
+    schema: str | None
+    ssl: bool | None
+    pool_min: int
+    pool_max: int
+    pool_idle_timeout_ms: int
+    statement_timeout_ms: int
+    lock_timeout_ms: int
+
+    @property
+    def embedded(self) -> bool:
+        return self.url is None
+
+    @classmethod
+    def from_env(cls, env: dict) -> "DatabaseSettings":
+        url = env.get("DATABASE_URL") or None
+        if url is None and (env.get("DB_HOST") or env.get("DB_NAME")):
+            url = URL.create(
+                DRIVER,
+                username=env.get("DB_USER") or None,
+                password=env.get("DB_PASSWORD") or None,
+                host=env.get("DB_HOST") or "localhost",
+                port=env_int(env, "DB_PORT", 5432),
+                database=env.get("DB_NAME") or "little_hero_books",
+            ).render_as_string(hide_password=False)
+        ssl_raw = env.get("DB_SSL")
+        pool_min = env_int(env, "DB_POOL_MIN", 2)
+        pool_max = env_int(env, "DB_POOL_MAX", 10)
+        if pool_min < 0 or pool_max < 1 or pool_min > pool_max:
+            raise ConfigError(f"DB_POOL_MIN ({pool_min}) must be between 0 and DB_POOL_MAX ({pool_max})")
+        schema = env.get("DB_SCHEMA") or None
+        if schema is not None and not schema.replace("_", "").isalnum():
+            raise ConfigError(f"DB_SCHEMA must be a plain identifier, not {schema!r}")
+        return cls(
+            url=normalise_url(url) if url else None,
+            schema=schema,
+            ssl=None if ssl_raw in (None, "") else env_flag(env, "DB_SSL"),
+            pool_min=pool_min,
+            pool_max=pool_max,
+            pool_idle_timeout_ms=env_int(env, "DB_POOL_IDLE_TIMEOUT", 30000),
+            statement_timeout_ms=env_int(env, "DB_STATEMENT_TIMEOUT", 15000),
+            lock_timeout_ms=env_int(env, "DB_LOCK_TIMEOUT", 5000),
+        )
+
+    def engine_options(self) -> dict:
+        """The seed's pool settings mapped onto SQLAlchemy's QueuePool.
+
+        DB_POOL_MIN connections are kept open; up to DB_POOL_MAX in all (the rest are overflow, closed
+        when returned). SQLAlchemy has no idle timer, so DB_POOL_IDLE_TIMEOUT becomes pool_recycle:
+        a connection older than that is replaced on its next checkout.
+        """
+        connect_args: dict = {"application_name": "lhb-review", "connect_timeout": 5}
+        options = [f"-c statement_timeout={self.statement_timeout_ms}", f"-c lock_timeout={self.lock_timeout_ms}"]
+        if self.schema:
+            options.append(f"-c search_path={self.schema}")
+        connect_args["options"] = " ".join(options)
+        if self.ssl is True:
+            connect_args["sslmode"] = "require"
+        elif self.ssl is False:
+            connect_args["sslmode"] = "disable"
+        return {
+            "pool_pre_ping": True,
+            "pool_size": max(self.pool_min, 1),
+            "max_overflow": self.pool_max - max(self.pool_min, 1),
+            "pool_recycle": max(self.pool_idle_timeout_ms // 1000, 1),
+            "pool_timeout": 10,
+            "connect_args": connect_args,
+        }
+
+
+def redact(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def build_config(env: dict | None = None) -> dict:
+    """Everything Flask needs, read from the environment (after .env and .env.local are loaded)."""
+    env = dict(os.environ if env is None else env)
+    app_env = env.get("APP_ENV") or env.get("FLASK_ENV") or "development"
+    secret = env.get("SECRET_KEY")
+    if not secret:
+        if app_env not in ("development", "test"):
+            raise ConfigError(
+                "SECRET_KEY is not set. Outside development lhb-review refuses to start without one: "
+                "set SECRET_KEY to a long random string (python -c 'import secrets; print(secrets.token_hex(32))')."
+            )
+        secret = "dev-only-secret-key-not-for-production"
+    database = DatabaseSettings.from_env(env)
+    instance = Path(env.get("INSTANCE_PATH") or DEFAULT_INSTANCE)
+    https = env_flag(env, "HTTPS", False)
+    return {
+        "APP_ENV": app_env,
+        "SECRET_KEY": secret,
+        "DATABASE": database,
+        "INSTANCE_DIR": instance,
+        "ASSET_DIR": Path(env.get("ASSET_DIR") or instance / "assets"),
+        "BACKUP_DIR": Path(env.get("BACKUP_DIR") or instance / "backups"),
+        "TRUST_PROXY_HOPS": env_int(env, "TRUST_PROXY_HOPS", 0),
+        "HTTPS": https,
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": https,
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "REMEMBER_COOKIE_SAMESITE": "Lax",
+        "REMEMBER_COOKIE_SECURE": https,
+        "WTF_CSRF_TIME_LIMIT": env_int(env, "CSRF_TIME_LIMIT", 8 * 3600),
+        "MAX_CONTENT_LENGTH": env_int(env, "MAX_UPLOAD_BYTES", 20 * 1024 * 1024),
+        "RATELIMIT_STORAGE_URI": env.get("REDIS_URL") or "memory://",
+        "LOG_FORMAT": env.get("LOG_FORMAT", "text"),
+        "LOG_LEVEL": env.get("LOG_LEVEL", "INFO"),
+        "SQLALCHEMY_TRACK_MODIFICATIONS": False,
+    }
+
+
+def quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def url_for_database(url: str, database: str) -> str:
+    """The same server URL pointing at another database (tests, backups, bootstrap)."""
+    return make_url(url).set(database=database).render_as_string(hide_password=False)

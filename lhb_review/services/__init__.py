@@ -1,0 +1,1 @@
+"""Every state change happens here, one transaction each, with its audit row."""

@@ -1,0 +1,63 @@
+"""The approval store of the customer's design (Step 7): approve_stage and get_stage_status."""
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert
+
+from ..extensions import db
+from ..models import Approval
+from ..stages import Stage, parse_stage
+from .actors import SYSTEM_EMAIL
+
+
+def upsert_approval(order_id: str, stage: Stage, *, status: str, reviewer: str, notes: str | None = None) -> Approval:
+    """Insert or update the (order, stage) approvals row inside the caller's transaction."""
+    approved = status == "approved"
+    values = dict(
+        order_id=order_id,
+        stage=stage.value,
+        status=status,
+        approved_at=func.now() if approved else None,
+        reviewer_email=reviewer,
+        reviewer_notes=notes,
+    )
+    stmt = insert(Approval).values(**values)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[Approval.order_id, Approval.stage],
+        set_={
+            "status": stmt.excluded.status,
+            "approved_at": stmt.excluded.approved_at,
+            "reviewer_email": stmt.excluded.reviewer_email,
+            "reviewer_notes": stmt.excluded.reviewer_notes,
+            "updated_at": func.now(),
+        },
+    ).returning(Approval)
+    return db.session.scalars(stmt, execution_options={"populate_existing": True}).one()
+
+
+def approve_stage(order_id: str, stage: str, reviewer: str = SYSTEM_EMAIL) -> Approval:
+    """The seed's approveStage: record (order, stage) as approved by ``reviewer`` and return the row.
+
+    Inserts the row, or updates status, approved_at, reviewer_email and updated_at of the existing one.
+    An unknown stage name raises UnknownStage and writes nothing. This is the bare store; reviewer
+    decisions go through services.decisions, which also checks the review rules and audits.
+    """
+    parsed = parse_stage(stage)
+    if not order_id or not str(order_id).strip():
+        raise ValueError("order_id is required")
+    try:
+        row = upsert_approval(str(order_id), parsed, status="approved", reviewer=reviewer)
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
+    return row
+
+
+def get_stage_status(order_id: str, stage: str) -> str:
+    """The seed's getStageStatus: "approved" or "pending" ("pending" for a pair never seen)."""
+    parsed = parse_stage(stage)
+    status = db.session.scalar(
+        select(Approval.status).where(Approval.order_id == str(order_id), Approval.stage == parsed.value)
+    )
+    return "approved" if status == "approved" else "pending"

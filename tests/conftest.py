@@ -1,0 +1,206 @@
+"""Test fixtures on a real PostgreSQL: one fresh database per run, migrated once, tables emptied per test."""
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import tempfile
+from pathlib import Path
+
+import psycopg2
+import pytest
+from psycopg2 import sql
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from lhb_review import create_app
+from lhb_review.config import normalise_url, url_for_database
+from lhb_review.extensions import db
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def plain_dsn(url: str) -> str:
+    """A libpq URL (psycopg2.connect) for a SQLAlchemy URL."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def admin_connect(url: str):
+    conn = psycopg2.connect(plain_dsn(url))
+    conn.autocommit = True
+    return conn
+
+
+def create_database(server_url: str, name: str) -> str:
+    conn = admin_connect(server_url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    finally:
+        conn.close()
+    return url_for_database(server_url, name)
+
+
+def drop_database(server_url: str, name: str) -> None:
+    conn = admin_connect(server_url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    finally:
+        conn.close()
+
+
+@pytest.fixture(scope="session")
+def server_url(tmp_path_factory) -> str:
+    """The PostgreSQL server the suite runs on: TEST_DATABASE_URL, or an embedded server of its own."""
+    configured = os.environ.get("TEST_DATABASE_URL")
+    if configured:
+        return normalise_url(configured)
+    from lhb_review import embedded
+
+    pgdata = Path(tempfile.mkdtemp(prefix="lhb-test-pg-")) / "pgdata"
+    return url_for_database(embedded.start(pgdata, database="postgres"), "postgres")
+
+
+@pytest.fixture(scope="session")
+def database_url(server_url):
+    name = f"lhb_test_{os.getpid()}_{secrets.token_hex(3)}"
+    url = create_database(server_url, name)
+    yield url
+    drop_database(server_url, name)
+
+
+@pytest.fixture(scope="session")
+def scratch_database(server_url):
+    """A factory for extra empty databases on the same server, dropped at the end of the run."""
+    made: list[str] = []
+
+    def make(prefix: str = "scratch") -> str:
+        name = f"lhb_{prefix}_{os.getpid()}_{secrets.token_hex(3)}"
+        made.append(name)
+        return create_database(server_url, name)
+
+    yield make
+    for name in made:
+        drop_database(server_url, name)
+
+
+def test_env(database_url: str, tmp_path: Path, **extra) -> dict:
+    env = {
+        "APP_ENV": "test",
+        "DATABASE_URL": database_url,
+        "SECRET_KEY": "test-secret-key",
+        "INSTANCE_PATH": str(tmp_path / "instance"),
+        "ASSET_DIR": str(tmp_path / "assets"),
+        "LOG_LEVEL": "WARNING",
+    }
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+@pytest.fixture(scope="session")
+def app(database_url, tmp_path_factory):
+    from flask_migrate import upgrade
+
+    tmp = tmp_path_factory.mktemp("app")
+    application = create_app({"TESTING": True}, env=test_env(database_url, tmp))
+    with application.app_context():
+        upgrade()
+    yield application
+    with application.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+def table_names(conn) -> list[str]:
+    rows = conn.execute(text(
+        "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() AND tablename <> 'alembic_version'"
+    )).scalars()
+    return sorted(rows)
+
+
+@pytest.fixture(autouse=True)
+def _app_context(request):
+    """Tests that use the app run inside its context and start from empty tables."""
+    if "app" not in request.fixturenames:
+        yield
+        return
+    application = request.getfixturevalue("app")
+    with application.app_context():
+        yield
+        db.session.remove()
+        with db.engine.begin() as conn:
+            names = table_names(conn)
+            if names:
+                conn.execute(text("SET LOCAL session_replication_role = replica"))
+                conn.execute(text("TRUNCATE " + ", ".join(f'"{n}"' for n in names) + " RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+CSRF_RE = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
+
+
+class Browser:
+    """A test client that carries its CSRF token the way the pages do."""
+
+    def __init__(self, client):
+        self.client = client
+        self.csrf = None
+
+    def refresh_csrf(self, path: str = "/login") -> str:
+        html = self.client.get(path).get_data(as_text=True)
+        match = CSRF_RE.search(html)
+        assert match, f"no CSRF token on {path}"
+        self.csrf = match.group(1)
+        return self.csrf
+
+    def get(self, *args, **kwargs):
+        return self.client.get(*args, **kwargs)
+
+    def post(self, path: str, data: dict | None = None, *, csrf: bool = True, htmx: bool = False, **kwargs):
+        data = dict(data or {})
+        headers = dict(kwargs.pop("headers", {}) or {})
+        if csrf:
+            token = self.csrf or self.refresh_csrf()
+            if htmx:
+                headers["X-CSRFToken"] = token
+            else:
+                data.setdefault("csrf_token", token)
+        if htmx:
+            headers["HX-Request"] = "true"
+        return self.client.post(path, data=data, headers=headers, **kwargs)
+
+    def login(self, email: str, password: str):
+        self.refresh_csrf("/login")
+        response = self.post("/login", {"email": email, "password": password})
+        self.csrf = None
+        return response
+
+
+@pytest.fixture
+def client(app):
+    return Browser(app.test_client())
+
+
+@pytest.fixture
+def make_client(app):
+    return lambda: Browser(app.test_client())
+
+
+@pytest.fixture
+def login_as(app):
+    """login_as(user) -> a signed-in Browser for that user (its password is factories.PASSWORD)."""
+    from tests.factories import PASSWORD
+
+    def do(user, client=None):
+        browser = client or Browser(app.test_client())
+        response = browser.login(user.email, PASSWORD)
+        assert response.status_code == 302, response.get_data(as_text=True)[:500]
+        browser.refresh_csrf("/queue")
+        return browser
+
+    return do
