@@ -1,0 +1,4 @@
+"""Typed models. core: the customer's tables and users; each later area adds a module of its own here."""
+from .core import Approval, AuditLog, ErrorLog, Order, ReviewStage, User
+
+__all__ = ["Approval", "AuditLog", "ErrorLog", "Order", "ReviewStage", "User"]
