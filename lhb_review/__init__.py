@@ -48,13 +48,14 @@ def create_app(config: dict | None = None, env: dict | None = None) -> Flask:
     csrf.init_app(app)
     login_manager.init_app(app)
 
-    from . import auth, cli, errors, htmx, views
+    from . import auth, benchmark, cli, errors, htmx, views
 
     auth.init_app(app)
     htmx.init_app(app)
     views.register(app)
     errors.register(app)
     cli.register(app)
+    benchmark.init_app(app)
     return app
 
 

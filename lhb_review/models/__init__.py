@@ -2,3 +2,4 @@
 from .core import Approval, AuditLog, ErrorLog, Order, ReviewStage, User
 
 __all__ = ["Approval", "AuditLog", "ErrorLog", "Order", "ReviewStage", "User"]
+from . import performance  # noqa: E402,F401  (indexes on the customer's tables for the queue, search, audit)
