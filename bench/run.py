@@ -168,8 +168,8 @@ def api_token(env: dict) -> str | None:
     result = flask_cli(env, "tokens", "create", name, check=False)
     if result.returncode != 0:
         return None
-    tokens = re.findall(r"[A-Za-z0-9_\-\.]{24,}", result.stdout)
-    return tokens[-1] if tokens else None
+    lines = result.stdout.strip().splitlines()
+    return lines[-1].strip() if lines else None
 
 
 # ---------------------------------------------------------------- data the scenarios use
@@ -553,13 +553,11 @@ def build_scenarios(fx: Fixtures, session: Session, token: str | None, applicati
 def queue_cursor_param(application, row) -> str | None:
     """The query string of the queue page that starts after `row` (created_at, id), as the app encodes it."""
     try:
-        from lhb_review.services import queue as queue_service  # the dashboard's queue service
+        from lhb_review.services.queries import encode_cursor
     except ImportError:
         return None
-    encode = getattr(queue_service, "encode_cursor", None)
-    if encode is None:
-        return None
-    return urllib.parse.urlencode({"after": encode(row[0], row[1])})
+    with application.app_context():
+        return urllib.parse.urlencode({"cursor": encode_cursor("a", row[0], row[1])})
 
 
 # ---------------------------------------------------------------- main

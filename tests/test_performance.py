@@ -178,3 +178,39 @@ def test_search_queries_use_the_search_indexes(big, name, query, index):
     plan = explain(application, [q for q in queries if term in q])
     assert index in plan, f"search by {name}: {index} not in\n{plan}"
     assert "Seq Scan on orders" not in plan, plan
+
+
+# ------------------------------------------------------------------ the BENCH instruments stay out of production
+
+def bench_app(database_url, tmp_path, **env):
+    return create_app({"TESTING": True}, env=test_env(database_url, tmp_path, **env))
+
+
+def test_without_bench_there_is_no_bare_route_and_no_sql_header(database_url, tmp_path):
+    application = bench_app(database_url, tmp_path)
+    assert not any(rule.rule.startswith("/_bench") for rule in application.url_map.iter_rules())
+    response = application.test_client().get("/login")
+    assert "X-SQL-Count" not in response.headers
+
+
+def test_with_bench_the_bare_route_answers_one_lookup_and_pages_count_statements(app, database_url, tmp_path):
+    from tests.factories import make_order
+
+    order = make_order()
+    application = bench_app(database_url, tmp_path, BENCH="true")
+    client = application.test_client()
+    response = client.get(f"/_bench/orders/{order.id}")
+    assert response.status_code == 200
+    assert response.get_json()["order_id"] == order.order_id
+    assert response.headers["X-SQL-Count"] == "1"
+    assert client.get("/_bench/orders/not-a-uuid").status_code == 404
+    assert client.get("/login").headers["X-SQL-Count"] == "0"
+    with application.app_context():
+        db.engine.dispose()
+
+
+def test_bench_is_refused_in_production(database_url, tmp_path):
+    from lhb_review.config import ConfigError
+
+    with pytest.raises(ConfigError, match="BENCH"):
+        bench_app(database_url, tmp_path, BENCH="true", APP_ENV="production")
