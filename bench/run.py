@@ -264,6 +264,18 @@ class Gunicorn:
                     pids.append(int(entry.name))
         return sorted(pids)
 
+    def cpu_seconds(self) -> float:
+        """User and system CPU the workers have used so far."""
+        ticks = os.sysconf("SC_CLK_TCK")
+        total = 0
+        for pid in self.worker_pids():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += int(fields[11]) + int(fields[12])
+        return total / ticks
+
     def worker_rss_mb(self) -> list[float]:
         sizes = []
         for pid in self.worker_pids():
@@ -348,6 +360,7 @@ class Result:
     available: bool = True
     reason: str = ""
     sql_count: int | None = None
+    cpu_ms: float | None = None  # app workers' CPU per request (user + system)
 
     @property
     def rps(self) -> float:
@@ -415,7 +428,7 @@ def drive(port: int, scenario: Scenario, concurrency: int, max_requests: int, se
         t.join()
     duration = time.perf_counter() - began
     return {"requests": len(latencies), "errors": errors[0], "seconds": duration, "latencies": latencies,
-            "statuses": statuses}
+            "statuses": statuses, "sent": warm_count[0] + len(latencies)}
 
 
 # ---------------------------------------------------------------- pgbench
@@ -621,6 +634,8 @@ def main() -> int:
                     results.append((scenario, result))
                     continue
                 if scenario.method == "GET":
+                    # Counted on the second request: the first may do once-a-while work (a token's last use).
+                    session.request("GET", scenario.paths[-1], headers=scenario.headers)
                     response, _ = session.request("GET", scenario.paths[-1], headers=scenario.headers)
                     if response.status not in scenario.expect:
                         result.available, result.reason = False, f"not available: HTTP {response.status}"
@@ -628,8 +643,10 @@ def main() -> int:
                         continue
                     header = response.getheader("X-SQL-Count")
                     result.sql_count = int(header) if header else None
+                cpu_before = server.cpu_seconds()
                 data = pool.apply(drive, (server.port, scenario, args.concurrency, args.requests, args.seconds,
                                           args.warmup))
+                result.cpu_ms = (server.cpu_seconds() - cpu_before) * 1000 / max(data["sent"], 1)
                 result.requests, result.errors, result.seconds = data["requests"], data["errors"], data["seconds"]
                 result.latencies, result.statuses = data["latencies"], data["statuses"]
                 if scenario.group == "decision" and scenario.paths:
@@ -726,8 +743,10 @@ def print_table(out: Report, results: list[tuple[Scenario, Result]], pgbench_tps
     if bare:
         out(f"Baseline: bare route median of {len(bare.runs)} runs = {bare.rps:,.0f} req/s, p95 {bare.pct(95):.1f} ms"
             + (f"; pgbench -N {pgbench_tps:,.0f} tps" if pgbench_tps else ""))
+    out("Columns: requests measured, errors, requests/s and its ratio to the bare route and to pgbench, latency "
+        "percentiles, p95 against the bare route's, SQL statements per request, app workers' CPU per request.")
     out(f"{'scenario':<30} {'req':>6} {'err':>4} {'req/s':>8} {'x bare':>7} {'x pgb':>6} "
-        f"{'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'p95 x bare':>10} {'SQL':>4}")
+        f"{'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'p95 x bare':>10} {'SQL':>4} {'CPU ms':>6}")
     for scenario, r in results:
         if not r.available:
             out(f"{scenario.name:<30} {r.reason}")
@@ -737,7 +756,8 @@ def print_table(out: Report, results: list[tuple[Scenario, Result]], pgbench_tps
         p95_bare = f"{r.pct(95) / bare.pct(95):.1f}" if bare and bare.pct(95) else "-"
         sqlc = "-" if r.sql_count is None else str(r.sql_count)
         out(f"{scenario.name:<30} {r.requests:>6} {r.errors:>4} {r.rps:>8,.0f} {x_bare:>7} {x_pgb:>6} "
-            f"{r.pct(50):>7.1f} {r.pct(95):>7.1f} {r.pct(99):>7.1f} {p95_bare:>10} {sqlc:>4}"
+            f"{r.pct(50):>7.1f} {r.pct(95):>7.1f} {r.pct(99):>7.1f} {p95_bare:>10} {sqlc:>4} "
+            f"{'-' if r.cpu_ms is None else format(r.cpu_ms, '.1f'):>6}"
             + (f"  ({scenario.note})" if scenario.note else ""))
         if r.errors:
             out(f"{'':<30} statuses: {r.statuses}")
