@@ -47,3 +47,42 @@ def make_app(database_url: str, tmp_path, **config):
     application = create_app({"TESTING": True, **config}, env=env)
     application.register_blueprint(failing_routes())
     return application
+
+
+
+class SeparateUserClient:
+    """Wraps a Flask test client so each request starts from an empty ``g``.
+
+    The suite's autouse app context is shared by every request of a test, and Flask-Login (the user)
+    and Flask-WTF (the CSRF token) cache per-request values in ``g``; without this a second signed-in
+    client would be served with the first one's user and token.
+    """
+
+    CACHED = ("_login_user", "csrf_token")
+
+    def __init__(self, client):
+        self._client = client
+
+    def __getattr__(self, name):
+        return getattr(self._client, name)
+
+    def _fresh(self):
+        from flask import g
+
+        for key in self.CACHED:
+            g.pop(key, None)
+
+    def get(self, *args, **kwargs):
+        self._fresh()
+        return self._client.get(*args, **kwargs)
+
+    def post(self, *args, **kwargs):
+        self._fresh()
+        return self._client.post(*args, **kwargs)
+
+
+def sign_in(app, login_as, user):
+    """A signed-in browser for ``user`` that can sit beside other users' browsers in one test."""
+    from tests.conftest import Browser
+
+    return login_as(user, client=Browser(SeparateUserClient(app.test_client())))
