@@ -273,7 +273,8 @@ def _run(args: list[str], env: dict, what: str, stdin=None, stdout=None) -> None
                           f"{(result.stderr or '').strip()[-2000:]}")
 
 
-def create_backup(url: str, backup_dir: Path, pg_bin_dir: str | None = None) -> tuple[Manifest, Toolset]:
+def create_backup(url: str, backup_dir: Path, pg_bin_dir: str | None = None,
+                  tools: Toolset | None = None) -> tuple[Manifest, Toolset]:
     """Dump the database at ``url`` into ``backup_dir`` (custom format) and write its manifest.
 
     The row counts are taken in the very snapshot pg_dump reads (pg_export_snapshot), so they match the
@@ -284,7 +285,7 @@ def create_backup(url: str, backup_dir: Path, pg_bin_dir: str | None = None) -> 
     conn = connect(url)
     try:
         conn.set_session(isolation_level="REPEATABLE READ", readonly=True)
-        tools = tools_for(conn, pg_bin_dir)
+        tools = tools or tools_for(conn, pg_bin_dir)
         if tools.dump is None:
             raise BackupError(f"Cannot back up a PostgreSQL {tools.server_major} server: {tools.reasons[0]}. "
                               "Install the matching client (postgresql-client) or set PG_BIN_DIR.")
@@ -306,7 +307,7 @@ def create_backup(url: str, backup_dir: Path, pg_bin_dir: str | None = None) -> 
     partial.rename(archive)
     manifest = Manifest(
         file=str(archive), size=archive.stat().st_size, sha256=sha256_of(archive),
-        created_at=stamp.isoformat(timespec="seconds"), database=database, server_version=version,
+        created_at=stamp.isoformat(timespec="milliseconds"), database=database, server_version=version,
         pg_dump_version=tools.dump.major, alembic_revision=revisions, row_counts=counts,
     )
     target = manifest_path(archive)
