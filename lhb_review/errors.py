@@ -29,6 +29,7 @@ def _forget_user_if_unloadable() -> None:
     """The error page shows the signed-in user in its header; when loading them needs the database that
     just failed, render it as for a visitor instead of failing a second time."""
     from flask_login import current_user
+
     from .extensions import login_manager
 
     try:

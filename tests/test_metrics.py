@@ -8,6 +8,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from lhb_review.services import decisions
 from lhb_review.services.actors import Actor
+from lhb_review.services.errors import AlreadyDecided
 from tests.factories import make_order_with_stages
 from tests.ops_helpers import make_app
 
@@ -76,7 +77,7 @@ def test_a_refused_decision_is_not_counted(client):
     actor = Actor(email="rita@example.com")
     order = make_order_with_stages("approved")
     before = scrape(client)
-    with pytest.raises(Exception):
+    with pytest.raises(AlreadyDecided):
         decisions.approve(actor=actor, order_id=order.order_id, stage="preBria")
     after = scrape(client)
     assert value(after, "lhb_decisions_total", stage="preBria", outcome="approved") == \

@@ -95,7 +95,7 @@ class Toolset:
 
 def tool_major(path: str) -> int | None:
     try:
-        out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10).stdout
+        out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10, check=False).stdout
     except (OSError, subprocess.SubprocessError):
         return None
     match = VERSION_RE.search(out)
@@ -267,7 +267,7 @@ def alembic_revisions(cur) -> list[str]:
 
 def _run(args: list[str], env: dict, what: str, stdin=None, stdout=None) -> None:
     result = subprocess.run(args, env=env, stdin=stdin, stdout=stdout if stdout is not None else subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, check=False)
     if result.returncode != 0:
         raise BackupError(f"{what} failed ({Path(args[0]).name} exit {result.returncode}): "
                           f"{(result.stderr or '').strip()[-2000:]}")

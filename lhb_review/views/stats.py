@@ -8,8 +8,8 @@ from ..services import opsstats
 
 bp = Blueprint("stats", __name__)
 PERIODS = (7, 30, 90, 365)
-LABEL_WIDTH = 220
-BAR_WIDTH = 380
+LABEL_WIDTH = 170
+BAR_WIDTH = 300
 ROW_HEIGHT = 26
 
 
