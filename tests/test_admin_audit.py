@@ -113,3 +113,19 @@ def test_csv_export_streams_in_batches(app):
     assert len(chunks) == 1 + 3  # header, then batches of 2, 2 and 1
     body = "".join(chunks)
     assert all(f"ORD-B{i}" in body for i in range(5))
+
+
+def test_reviewer_filter_matches_token_names_as_written(admin):
+    add(order_id="ORD-TOKEN", reviewer="Pipeline-Prod")
+    add(order_id="ORD-PERSON", reviewer="ann@example.com")
+    html = admin.get("/admin/audit?reviewer=Pipeline-Prod").get_data(as_text=True)
+    assert "ORD-TOKEN" in html and "ORD-PERSON" not in html
+    assert "ORD-PERSON" in admin.get("/admin/audit?reviewer=Ann@Example.com").get_data(as_text=True)
+
+
+def test_action_choices_list_each_action_once(admin):
+    for action in ("stage_rejected", "stage_approved", "stage_approved", "user_created"):
+        add(action=action)
+    from lhb_review.services import audit_query
+
+    assert audit_query.known_actions() == ["login", "stage_approved", "stage_rejected", "user_created"]

@@ -168,7 +168,9 @@ def list_errors(filters: ErrorFilters, after: str | None = None, limit: int = 50
 
 
 def error_types() -> list[str]:
-    return list(db.session.scalars(select(ErrorLog.error_type).distinct().order_by(ErrorLog.error_type)))
+    from .audit_query import distinct_values
+
+    return distinct_values("error_logs", "error_type")
 
 
 def get_error(error_id: str) -> ErrorLog:
