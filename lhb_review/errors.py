@@ -91,6 +91,8 @@ def register(app: Flask) -> None:
             pass
         _forget_user_if_unloadable()
         recorded = record_exception(exc, _error_context())
+        if app.debug:
+            raise exc  # recorded; now let the development server show its debugger
         status = 503 if database_unavailable(exc) else 500
         if status == 503:
             message = "The database is not reachable right now. Nothing was changed; try again in a minute."

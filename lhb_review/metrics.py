@@ -32,8 +32,8 @@ REQUESTS = Counter(
     ["route", "method", "status"],
 )
 LATENCY = Histogram(
-    "lhb_http_request_duration_seconds", "Time to answer an HTTP request, by route and method.",
-    ["route", "method"],
+    "lhb_http_request_duration_seconds", "Time to answer an HTTP request, by route, method and status.",
+    ["route", "method", "status"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 DECISIONS = Counter(
@@ -161,6 +161,7 @@ def init_app(app: Flask) -> None:
         if started is not None:
             rule = request.url_rule
             route = rule.rule if rule is not None else "<unmatched>"
-            REQUESTS.labels(route=route, method=request.method, status=str(response.status_code)).inc()
-            LATENCY.labels(route=route, method=request.method).observe(time.perf_counter() - started)
+            labels = {"route": route, "method": request.method, "status": str(response.status_code)}
+            REQUESTS.labels(**labels).inc()
+            LATENCY.labels(**labels).observe(time.perf_counter() - started)
         return response

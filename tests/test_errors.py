@@ -177,3 +177,10 @@ def test_fast_statements_stay_out_of_the_log(database_url, tmp_path, caplog):
     caplog.set_level(logging.WARNING, logger="lhb_review.sql")
     quiet_app.test_client().get("/readyz")
     assert not [r for r in caplog.records if r.name == "lhb_review.sql"]
+
+
+def test_debug_mode_records_then_hands_over_to_the_debugger(app, database_url, tmp_path):
+    debug_app = make_app(database_url, tmp_path, DEBUG=True)
+    with pytest.raises(RuntimeError, match="flux capacitor"):
+        debug_app.test_client().get("/boom")
+    assert db.session.scalar(select(ErrorLog.error_type)) == "RuntimeError"

@@ -88,13 +88,15 @@ def record_exception(exc: BaseException, context: ErrorContext | None = None) ->
             conn.execute(insert(ErrorLog.__table__).values(**row))
     except Exception as store_failure:  # noqa: BLE001 - the fallback must catch whatever the database throws
         log.error(
-            "Unhandled %s %s (request %s, not stored: the error log is unreachable: %s)\n%s",
-            row["error_type"], error_id, row["request_id"] or "-", store_failure.__class__.__name__, trace,
+            "Unhandled %s %s (request %s, not stored: the error log is unreachable: %s): %s",
+            row["error_type"], error_id, row["request_id"] or "-", store_failure.__class__.__name__, message,
+            exc_info=(type(exc), exc, exc.__traceback__),
             extra={"error_id": error_id, "severity": severity, "stored": False},
         )
         return RecordedError(error_id, stored=False)
     log.error(
         "Unhandled %s %s (request %s): %s", row["error_type"], error_id, row["request_id"] or "-", message,
+        exc_info=(type(exc), exc, exc.__traceback__),
         extra={"error_id": error_id, "severity": severity, "stored": True},
     )
     return RecordedError(error_id, stored=True)
