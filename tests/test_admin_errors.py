@@ -108,3 +108,14 @@ def test_resolving_twice_is_a_conflict_and_audits_once(login_as):
 def test_resolve_unknown_error_is_404(login_as):
     browser = login_as(make_user(role="admin"))
     assert browser.post("/admin/errors/E-NONE-XXXX/resolve").status_code == 404
+
+
+def test_resolve_without_javascript_returns_to_the_filtered_list(login_as):
+    make_error("E-BACK-AAAA", severity="critical")
+    browser = login_as(make_user(role="admin"))
+    page = browser.get("/admin/errors?severity=critical").get_data(as_text=True)
+    assert 'name="next" value="/admin/errors?severity=critical"' in page
+    response = browser.post("/admin/errors/E-BACK-AAAA/resolve", {"next": "/admin/errors?severity=critical"})
+    assert response.status_code == 303 and response.headers["Location"] == "/admin/errors?severity=critical"
+    response = browser.post("/admin/errors/E-BACK-AAAA/resolve", {"next": "https://evil.example/"})
+    assert response.headers["Location"].endswith("/admin/errors")

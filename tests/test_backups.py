@@ -147,8 +147,6 @@ def test_list_and_prune(tmp_path):
         backups.prune(tmp_path, keep=0)
 
 
-# --- choosing binaries ------------------------------------------------------------------------------
-
 SYSTEM15 = [Tool("pg_dump", "/usr/lib/postgresql/15/bin/pg_dump", 15),
             Tool("pg_restore", "/usr/lib/postgresql/15/bin/pg_restore", 15),
             Tool("psql", "/usr/lib/postgresql/15/bin/psql", 15)]

@@ -42,8 +42,6 @@ def test_stats_on_an_empty_database_says_so(runner):
     assert "no errors recorded" in out and "no approvals yet" in out
 
 
-# --- db-bootstrap -----------------------------------------------------------------------------------
-
 @pytest.fixture
 def bootstrap_names(server_url):
     suffix = secrets.token_hex(4)
@@ -134,8 +132,6 @@ def test_db_bootstrap_reports_an_unreachable_server(runner):
     result = runner.invoke(args=["db-bootstrap", "--superuser-url", "postgresql://postgres@127.0.0.1:1/postgres"])
     assert result.exit_code != 0 and "Bootstrap failed" in result.output
 
-
-# --- backup commands --------------------------------------------------------------------------------
 
 def test_backup_commands_end_to_end(runner, tmp_path, scratch_database):
     make_order_with_stages("approved", "pending")

@@ -37,8 +37,6 @@ class TargetNotEmpty(BackupError):
     pass
 
 
-# --- connections --------------------------------------------------------------------------------------
-
 def libpq_dsn(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
@@ -69,8 +67,6 @@ def server_major(conn) -> int:
         cur.execute("SHOW server_version_num")
         return int(cur.fetchone()[0]) // 10000
 
-
-# --- choosing the client binaries ---------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class Tool:
@@ -193,8 +189,6 @@ def tools_for(conn, configured: str | None, archive_major: int | None = None) ->
     return choose_tools(discover_tools(configured), server_major(conn), archive_major)
 
 
-# --- manifests ----------------------------------------------------------------------------------------
-
 @dataclass
 class Manifest:
     file: str
@@ -262,8 +256,6 @@ def alembic_revisions(cur) -> list[str]:
     cur.execute(sql.SQL("SELECT version_num FROM {}.alembic_version ORDER BY 1").format(sql.Identifier(row[0])))
     return [r[0] for r in cur.fetchall()]
 
-
-# --- create, list, prune ------------------------------------------------------------------------------
 
 def _run(args: list[str], env: dict, what: str, stdin=None, stdout=None) -> None:
     result = subprocess.run(args, env=env, stdin=stdin, stdout=stdout if stdout is not None else subprocess.PIPE,
@@ -338,8 +330,6 @@ def prune(backup_dir: Path, keep: int) -> list[Manifest]:
         manifest_path(Path(manifest.file)).unlink(missing_ok=True)
     return removed
 
-
-# --- restore and verify -------------------------------------------------------------------------------
 
 def load_manifest_for(archive: Path) -> Manifest | None:
     path = manifest_path(Path(archive))

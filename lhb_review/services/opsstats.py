@@ -22,8 +22,6 @@ BACKLOG_BUCKETS = (
 STAGES = ("preBria", "postBria", "postPdf")
 
 
-# --- the seed's useful queries (flask stats) -----------------------------------------------------------
-
 def active_connections(conn) -> list[dict]:
     return [dict(r._mapping) for r in conn.execute(text(
         "SELECT pid, usename AS user, application_name AS application, client_addr, state, "
@@ -59,8 +57,6 @@ def recent_approvals(conn, limit: int = 10) -> list[dict]:
         "FROM approvals ORDER BY approved_at DESC NULLS LAST LIMIT :limit"
     ), {"limit": limit})]
 
-
-# --- reviewer statistics (the /stats page) --------------------------------------------------------------
 
 @dataclass
 class ReviewerFigures:

@@ -41,8 +41,6 @@ def _page_size() -> int:
     return size if size in audit_query.PAGE_SIZES else 50
 
 
-# --- errors -------------------------------------------------------------------------------------------
-
 @bp.get("/")
 def index():
     return redirect(url_for("admin.errors"))
@@ -86,8 +84,6 @@ def resolve_error(error_id: str):
 def _local(target: str | None) -> bool:
     return bool(target) and target.startswith("/admin/") and "\\" not in target and not target.startswith("//")
 
-
-# --- users --------------------------------------------------------------------------------------------
 
 @bp.get("/users")
 def users():
@@ -162,8 +158,6 @@ def reset_password(user_id: str):
     return _user_action(user_id, lambda email: user_service.set_password(actor, email, password),
                         "New password set for {email}.")
 
-
-# --- audit log ----------------------------------------------------------------------------------------
 
 @bp.get("/audit")
 def audit_log():
