@@ -213,3 +213,15 @@ def test_counts_match_the_snapshot_the_dump_read(data, tmp_path):
     manifest, _ = backups.create_backup(app_url(), tmp_path)
     assert manifest.row_counts["public.audit_logs"] == db.session.query(AuditLog).count()
     assert datetime.fromisoformat(manifest.created_at) <= datetime.now(timezone.utc)
+
+
+def test_a_missing_target_database_is_a_clear_error(data, tmp_path, server_url):
+    manifest, _ = backups.create_backup(app_url(), tmp_path)
+    missing = server_url.rsplit("/", 1)[0] + "/lhb_no_such_database_here"
+    with pytest.raises(backups.BackupError, match="Cannot connect to .*lhb_no_such_database_here"):
+        backups.restore(Path(manifest.file), missing)
+
+
+def test_a_missing_archive_is_a_clear_error(tmp_path, app):
+    with pytest.raises(backups.BackupError, match="No backup file"):
+        backups.verify(tmp_path / "nope.dump", app_url())

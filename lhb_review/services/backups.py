@@ -58,8 +58,11 @@ def libpq_env(url: str) -> dict[str, str]:
 
 
 def connect(url: str):
-    conn = psycopg2.connect(libpq_dsn(url), connect_timeout=10, application_name="lhb-review backup")
-    return conn
+    try:
+        return psycopg2.connect(libpq_dsn(url), connect_timeout=10, application_name="lhb-review backup")
+    except psycopg2.Error as exc:
+        where = make_url(url).render_as_string(hide_password=True)
+        raise BackupError(f"Cannot connect to {where}: {str(exc).strip()}") from exc
 
 
 def server_major(conn) -> int:
