@@ -52,3 +52,21 @@ def test_statistics_page_draws_charts(page, browser_login, screenshot):
     assert page.locator(".topbar").is_hidden()
     assert charts.first.is_visible()
     screenshot(page, "statistics-print")
+
+
+def test_admin_disables_a_user_and_filters_the_audit_log(page, browser_login, screenshot):
+    make_user("rev@example.com")
+    browser_login(page, make_user("boss@example.com", role="admin"))
+    page.goto("/admin/users")
+    page.locator("tr", has_text="rev@example.com").get_by_role("button", name="Disable").click()
+    page.wait_for_url("**/admin/users")
+    assert "Disabled rev@example.com" in page.locator(".flash").inner_text()
+    assert "disabled" in page.locator("tr", has_text="rev@example.com").inner_text()
+    screenshot(page, "admin-users")
+    page.goto("/admin/audit")
+    page.select_option("select[name=action]", "user_disabled")
+    page.get_by_role("button", name="Filter").click()
+    page.wait_for_url("**action=user_disabled**")
+    rows = page.locator("#audit-rows tbody tr")
+    assert rows.count() == 1 and "boss@example.com" in rows.first.inner_text()
+    screenshot(page, "admin-audit")
