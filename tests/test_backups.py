@@ -225,3 +225,9 @@ def test_a_missing_target_database_is_a_clear_error(data, tmp_path, server_url):
 def test_a_missing_archive_is_a_clear_error(tmp_path, app):
     with pytest.raises(backups.BackupError, match="No backup file"):
         backups.verify(tmp_path / "nope.dump", app_url())
+
+
+def test_client_binaries_get_socket_and_ssl_settings_from_the_url():
+    env = backups.libpq_env("postgresql+psycopg2://postgres:s3cret@/lhb?host=/tmp/sock&sslmode=require")
+    assert env["PGHOST"] == "/tmp/sock" and env["PGSSLMODE"] == "require"
+    assert env["PGDATABASE"] == "lhb" and env["PGUSER"] == "postgres" and env["PGPASSWORD"] == "s3cret"

@@ -27,6 +27,8 @@ VERSION_RE = re.compile(r"\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?")
 # Settings a newer pg_restore emits that an older server rejects, with the major that introduced them.
 NEWER_SETTINGS = {"transaction_timeout": 17}
 TOOLS = ("pg_dump", "pg_restore", "psql")
+LIBPQ_QUERY_ENV = {"host": "PGHOST", "port": "PGPORT", "sslmode": "PGSSLMODE", "sslrootcert": "PGSSLROOTCERT",
+                   "sslcert": "PGSSLCERT", "sslkey": "PGSSLKEY", "connect_timeout": "PGCONNECT_TIMEOUT"}
 
 
 class BackupError(RuntimeError):
@@ -51,9 +53,11 @@ def libpq_env(url: str) -> dict[str, str]:
             env[key] = str(value)
         else:
             env.pop(key, None)
-    for option, variable in (("sslmode", "PGSSLMODE"), ("sslrootcert", "PGSSLROOTCERT")):
-        if option in parsed.query:
-            env[variable] = str(parsed.query[option])
+    # libpq options given as URL query parameters (a socket directory as ?host=..., SSL settings).
+    for option, value in parsed.query.items():
+        variable = LIBPQ_QUERY_ENV.get(option)
+        if variable:
+            env[variable] = str(value if isinstance(value, str) else value[-1])
     return env
 
 
