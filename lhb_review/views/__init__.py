@@ -8,3 +8,8 @@ def register(app: Flask) -> None:
     app.register_blueprint(auth.bp)
     app.register_blueprint(queue.bp)
     app.register_blueprint(assets.bp)
+    from .. import api
+    from . import deliveries
+
+    api.init_app(app)
+    app.register_blueprint(deliveries.bp)

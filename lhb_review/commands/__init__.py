@@ -1,0 +1,1 @@
+"""`flask` command groups of the feature areas, each registered from cli.register()."""
