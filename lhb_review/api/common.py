@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 
 from flask import current_app, g, jsonify, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from ..auth import client_ip
 from ..services import tokens
@@ -64,6 +64,9 @@ def _reject_constant(name: str):
 def json_body(*, optional: bool = False):
     """The request's JSON value; 415 for another media type, 400 when it does not parse, 413 when too big."""
     data = request.get_data(cache=True)
+    if len(data) >= request.max_content_length:
+        # A chunked body is cut at the limit rather than refused, so reaching it means it was larger.
+        raise RequestEntityTooLarge()
     if optional and not data.strip():
         return None
     if request.mimetype != "application/json":
