@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 from lhb_review.extensions import db
-from lhb_review.models import WebhookAttempt, WebhookDelivery
+from lhb_review.models import AuditLog, WebhookAttempt, WebhookDelivery
 from lhb_review.services import decisions, webhooks
 from lhb_review.services.actors import Actor
 from tests.factories import make_order_with_stages, make_user
@@ -295,6 +295,9 @@ def test_an_admin_retry_makes_a_delivery_due_now(app, receiver, login_as):
     admin = login_as(make_user(role="admin"))
     response = admin.post(f"/admin/deliveries/{row.id}/retry")
     assert response.status_code == 303
+    db.session.expire_all()
+    [entry] = db.session.scalars(select(AuditLog).where(AuditLog.action == "webhook_retry_requested")).all()
+    assert entry.details["delivery_id"] == str(row.id) and entry.reviewer_email.startswith("user")
     receiver.status = 200
     assert webhooks.drain(settings()) == 1
     assert deliveries()[0].status == "delivered"

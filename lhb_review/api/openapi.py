@@ -67,7 +67,7 @@ WEBHOOK_ITEM = {
         {"type": "string", "format": "uri", "description": "A callback URL, signed with WEBHOOK_SECRET."},
         {"type": "object", "required": ["url"], "additionalProperties": False, "properties": {
             "url": {"type": "string", "format": "uri"},
-            "secret": {"type": "string", "minLength": 16, "maxLength": 256,
+            "secret": {"type": ["string", "null"], "minLength": 16, "maxLength": 256,
                        "description": "Signs this URL's deliveries instead of WEBHOOK_SECRET; never returned."},
         }},
     ]

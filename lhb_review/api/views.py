@@ -167,7 +167,7 @@ def get_stage(order_id: str, stage: str):
 def approve_stage(order_id: str, stage: str):
     parsed = parse_stage(stage)
     body = json_body(optional=True)
-    if body is None:
+    if body is None and not request.get_data(cache=True).strip():
         body = {}
     if not isinstance(body, dict):
         raise Invalid("The body must be a JSON object (or empty).", {"body": "A JSON object."})
@@ -175,8 +175,8 @@ def approve_stage(order_id: str, stage: str):
     if unknown:
         raise Invalid("Unknown fields in the body.", {str(k)[:100]: "Unknown field." for k in unknown})
     notes = body.get("notes")
-    if notes is not None and not isinstance(notes, str):
-        raise Invalid("Notes must be text.", {"notes": "Text, or leave it out."})
+    if notes is not None and (not isinstance(notes, str) or len(notes) > decisions.MAX_NOTES):
+        raise Invalid("Notes must be text.", {"notes": f"Text of at most {decisions.MAX_NOTES} characters."})
     actor = api_actor()
     result = "approved"
     try:
@@ -215,7 +215,7 @@ def parse_list_args() -> tuple[list[str], str | None, int, tuple[datetime, uuid.
     statuses = [s.strip() for s in request.args.get("status", "pending,in_review").split(",") if s.strip()]
     if not statuses or any(s not in STATUSES for s in statuses):
         errors["status"] = f"One or more of {', '.join(STATUSES)}, separated by commas."
-    stage = request.args.get("stage") or None
+    stage = request.args.get("stage")
     if stage is not None and stage not in STAGE_NAMES:
         errors["stage"] = f"One of {', '.join(STAGE_NAMES)}."
     limit_raw = request.args.get("limit", str(DEFAULT_LIMIT))

@@ -129,7 +129,7 @@ def validate_order(body: Any) -> dict[str, Any]:
         else:
             values["customer_email"] = email.strip()
     status = body.get("status")
-    if status in (None, ""):
+    if status is None:
         values["status"] = DEFAULT_STATUS
     elif not isinstance(status, str) or not STATUS_RE.match(status):
         errors["status"] = "Lowercase letters, digits and '_', at most 50, e.g. received or in_review."
@@ -137,9 +137,11 @@ def validate_order(body: Any) -> dict[str, Any]:
         values["status"] = status
     for name in DATE_FIELDS:
         value = body.get(name)
-        if value in (None, ""):
+        if value is None and name not in REQUIRED:
             values[name] = None
         elif (parsed := parse_datetime(value)) is None:
+            if name in REQUIRED and value in (None, ""):
+                continue  # already reported as required
             errors[name] = "An ISO 8601 date-time with a time zone, e.g. 2026-11-25T09:30:00Z."
         else:
             values[name] = parsed

@@ -23,6 +23,8 @@ from sqlalchemy import func, select, update
 
 from ..extensions import db
 from ..models import WebhookAttempt, WebhookDelivery
+from . import audit
+from .actors import Actor
 from .outbox import secret_for
 from .tx import transaction
 
@@ -245,12 +247,19 @@ def drain(settings: WebhookSettings, worker: str | None = None) -> int:
                 return total
 
 
-def retry_now(delivery_id: uuid.UUID) -> WebhookDelivery | None:
-    """Make a failed or waiting delivery due at once (an operator's retry); its idempotency key stays."""
+def retry_now(actor: Actor, delivery_id: uuid.UUID) -> WebhookDelivery | None:
+    """Make a failed or waiting delivery due at once (an operator's retry); its idempotency key stays.
+
+    Audited ``webhook_retry_requested``; a delivered one is left alone.
+    """
     with transaction():
         row = db.session.scalar(select(WebhookDelivery).where(WebhookDelivery.id == delivery_id).with_for_update())
         if row is None or row.status == "delivered":
             return row
+        audit.record(actor, "webhook_retry_requested", order_id=row.order_id, stage=row.stage, details={
+            "delivery_id": str(row.id), "event": row.event, "url": row.url, "status_before": row.status,
+            "attempts": row.attempts,
+        })
         row.status = "pending"
         row.next_attempt_at = func.now()
     return row

@@ -7,7 +7,7 @@ from datetime import datetime
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from sqlalchemy import and_, func, or_, select
 
-from ..auth import admin_required
+from ..auth import admin_required, current_actor
 from ..extensions import db
 from ..models import WebhookDelivery
 from ..services import webhooks
@@ -81,6 +81,6 @@ def retry(delivery_id: str):
     if row.status == "delivered":
         flash("This delivery was already delivered; nothing to retry.", "error")
     else:
-        webhooks.retry_now(row.id)
+        webhooks.retry_now(current_actor(), row.id)
         flash("The delivery is due now; a running worker sends it within seconds.", "info")
     return redirect(url_for("deliveries.detail", delivery_id=delivery_id), 303)
