@@ -1,4 +1,5 @@
 """Helpers of the pipeline tests: an API client over real HTTP, request bodies, and a webhook receiver."""
+
 from __future__ import annotations
 
 import hashlib
@@ -60,8 +61,12 @@ def order_body(**overrides) -> dict:
 
 
 def asset(name: str, content: str = "v1", content_type: str = "image/png") -> dict:
-    return {"key": f"orders/x/{name}", "label": name.title(), "content_type": content_type,
-            "sha256": hashlib.sha256(f"{name}:{content}".encode()).hexdigest()}
+    return {
+        "key": f"orders/x/{name}",
+        "label": name.title(),
+        "content_type": content_type,
+        "sha256": hashlib.sha256(f"{name}:{content}".encode()).hexdigest(),
+    }
 
 
 class Receiver:

@@ -1,4 +1,5 @@
-"""The pipeline API over real HTTP: tokens, every endpoint, its rules and its errors, checked in the database."""
+"""The pipeline API over real HTTP: tokens, every endpoint, its rules and errors, checked in the database."""
+
 from __future__ import annotations
 
 import pytest
@@ -8,6 +9,7 @@ from lhb_review.extensions import db
 from lhb_review.models import ApiToken, Approval, AuditLog, Order, ReviewStage, WebhookDelivery
 from lhb_review.services import decisions, tokens
 from lhb_review.services.actors import Actor
+from lhb_review.services.errors import AlreadyDecided
 from tests.factories import make_order, make_order_with_stages
 from tests.pipeline_helpers import ADMIN_CLI, Api, asset, make_token, order_body
 
@@ -29,12 +31,15 @@ def audits(order_id: str, action: str | None = None) -> list[AuditLog]:
 
 def stage_row(order_id: str, stage: str) -> ReviewStage | None:
     db.session.expire_all()
-    return db.session.scalar(select(ReviewStage).where(ReviewStage.order_id == order_id,
-                                                        ReviewStage.stage_name == stage))
+    return db.session.scalar(
+        select(ReviewStage).where(ReviewStage.order_id == order_id, ReviewStage.stage_name == stage)
+    )
 
 
 def approval_status(order_id: str, stage: str) -> str | None:
-    return db.session.scalar(select(Approval.status).where(Approval.order_id == order_id, Approval.stage == stage))
+    return db.session.scalar(
+        select(Approval.status).where(Approval.order_id == order_id, Approval.stage == stage)
+    )
 
 
 def count(model) -> int:
@@ -52,7 +57,10 @@ def assert_error(response, status: int, code: str):
 
 # --- tokens and authentication
 
-@pytest.mark.parametrize("header", [None, "Basic dXNlcjpwYXNz", "Bearer", "Bearer lhb_not-a-real-token", "Bearer x"])
+
+@pytest.mark.parametrize(
+    "header", [None, "Basic dXNlcjpwYXNz", "Bearer", "Bearer lhb_not-a-real-token", "Bearer x"]
+)
 def test_requests_without_a_valid_token_get_401_json(app, live_server, header):
     api = Api(live_server.url, None)
     headers = {"Authorization": header} if header else {}
@@ -105,6 +113,7 @@ def test_cli_refuses_bad_token_names(app, runner, name):
 
 # --- errors that never turn into HTML or a 500
 
+
 def test_unknown_api_routes_answer_404_json(api):
     for path in ("/nope", "/orders", "/orders/A/stages/preBria/explode"):
         assert_error(api.get(path), 404, "not_found")
@@ -127,9 +136,13 @@ def test_malformed_json_answers_400(api, data):
     assert count(Order) == 0
 
 
-@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data"])
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data"]
+)
 def test_wrong_content_type_answers_415(api, content_type):
-    response = api.put("/orders/ORD-1", data='{"platform": "shopify"}', headers={"Content-Type": content_type})
+    response = api.put(
+        "/orders/ORD-1", data='{"platform": "shopify"}', headers={"Content-Type": content_type}
+    )
     assert_error(response, 415, "unsupported_media_type")
     assert count(Order) == 0
 
@@ -138,8 +151,9 @@ def test_oversized_body_answers_413(app, api, monkeypatch):
     monkeypatch.setitem(app.config, "API_MAX_BODY_BYTES", 2000)
     big = order_body(book_specs={"blurb": "x" * 5000})
     assert_error(api.put("/orders/ORD-1", big), 413, "request_entity_too_large")
-    chunked = api.put("/orders/ORD-1", data=(b"x" * 1000 for _ in range(5)),
-                      headers={"Content-Type": "application/json"})
+    chunked = api.put(
+        "/orders/ORD-1", data=(b"x" * 1000 for _ in range(5)), headers={"Content-Type": "application/json"}
+    )
     assert_error(chunked, 413, "request_entity_too_large")
     assert count(Order) == 0
 
@@ -157,6 +171,7 @@ def test_lone_surrogates_are_refused_not_a_500(api):
 
 # --- orders
 
+
 def test_put_order_creates_it_and_audits_the_token(api):
     response = api.put("/orders/ORD-1", order_body())
     assert response.status_code == 201
@@ -165,8 +180,12 @@ def test_put_order_creates_it_and_audits_the_token(api):
     order = db.session.scalar(select(Order).where(Order.order_id == "ORD-1"))
     assert (order.platform, order.customer_email, order.status) == ("shopify", "ada@example.com", "in_review")
     [row] = audits("ORD-1")
-    assert (row.action, row.reviewer_email, str(row.ip_address), row.user_agent) == \
-        ("order_created", "pipeline-prod", "127.0.0.1", "pipeline-tests/1")
+    assert (row.action, row.reviewer_email, str(row.ip_address), row.user_agent) == (
+        "order_created",
+        "pipeline-prod",
+        "127.0.0.1",
+        "pipeline-tests/1",
+    )
 
 
 def test_put_order_twice_is_idempotent(api):
@@ -187,7 +206,10 @@ def test_put_order_updates_changed_fields_only(api):
     assert sorted(response.json()["changed"]) == ["customer_last_name", "status"]
     assert response.json()["order"]["customer_last_name"] == "Byron"
     [_, row] = audits("ORD-1")
-    assert row.action == "order_updated" and sorted(row.details["changed"]) == ["customer_last_name", "status"]
+    assert row.action == "order_updated" and sorted(row.details["changed"]) == [
+        "customer_last_name",
+        "status",
+    ]
 
 
 def test_put_order_keeps_the_stage_assets(api):
@@ -195,35 +217,40 @@ def test_put_order_keeps_the_stage_assets(api):
     api.put("/orders/ORD-1/stages/preBria", {"assets": [asset("front")]})
     api.put("/orders/ORD-1", order_body(status="printing"))
     db.session.expire_all()
-    assert db.session.scalar(select(Order.r2_assets).where(Order.order_id == "ORD-1"))["preBria"][0]["key"] == \
-        "orders/x/front"
+    assert (
+        db.session.scalar(select(Order.r2_assets).where(Order.order_id == "ORD-1"))["preBria"][0]["key"]
+        == "orders/x/front"
+    )
 
 
-@pytest.mark.parametrize("override, field", [
-    ({"platform": ...}, "platform"),
-    ({"platform": "ebay"}, "platform"),
-    ({"customer_email": "not-an-email"}, "customer_email"),
-    ({"customer_email": ...}, "customer_email"),
-    ({"customer_first_name": ""}, "customer_first_name"),
-    ({"customer_first_name": "x" * 101}, "customer_first_name"),
-    ({"customer_last_name": "Null\x00Byte"}, "customer_last_name"),
-    ({"project": 7}, "project"),
-    ({"order_date": ...}, "order_date"),
-    ({"order_date": "yesterday"}, "order_date"),
-    ({"order_date": "2026-11-20T09:30:00"}, "order_date"),
-    ({"ai_generation_started_at": "2026-13-01T00:00:00Z"}, "ai_generation_started_at"),
-    ({"platform": "amazon"}, "amazon_order_id"),
-    ({"status": "In Review!"}, "status"),
-    ({"character_specs": ["not", "an", "object"]}, "character_specs"),
-    ({"book_specs": {"title": "NUL \x00 inside"}}, "book_specs"),
-    ({"colour": "blue"}, "colour"),
-    ({"webhooks": "https://example.com/hook"}, "webhooks"),
-    ({"webhooks": ["ftp://example.com/hook"]}, "webhooks[0]"),
-    ({"webhooks": [{"url": "https://example.com/h", "secret": "short"}]}, "webhooks[0].secret"),
-    ({"webhooks": [{"url": "https://user:pw@example.com/h"}]}, "webhooks[0].url"),
-    ({"webhooks": [{"href": "https://example.com/h"}]}, "webhooks[0]"),
-    ({"webhooks": ["https://example.com/h", "https://example.com/h"]}, "webhooks[1]"),
-])
+@pytest.mark.parametrize(
+    "override, field",
+    [
+        ({"platform": ...}, "platform"),
+        ({"platform": "ebay"}, "platform"),
+        ({"customer_email": "not-an-email"}, "customer_email"),
+        ({"customer_email": ...}, "customer_email"),
+        ({"customer_first_name": ""}, "customer_first_name"),
+        ({"customer_first_name": "x" * 101}, "customer_first_name"),
+        ({"customer_last_name": "Null\x00Byte"}, "customer_last_name"),
+        ({"project": 7}, "project"),
+        ({"order_date": ...}, "order_date"),
+        ({"order_date": "yesterday"}, "order_date"),
+        ({"order_date": "2026-11-20T09:30:00"}, "order_date"),
+        ({"ai_generation_started_at": "2026-13-01T00:00:00Z"}, "ai_generation_started_at"),
+        ({"platform": "amazon"}, "amazon_order_id"),
+        ({"status": "In Review!"}, "status"),
+        ({"character_specs": ["not", "an", "object"]}, "character_specs"),
+        ({"book_specs": {"title": "NUL \x00 inside"}}, "book_specs"),
+        ({"colour": "blue"}, "colour"),
+        ({"webhooks": "https://example.com/hook"}, "webhooks"),
+        ({"webhooks": ["ftp://example.com/hook"]}, "webhooks[0]"),
+        ({"webhooks": [{"url": "https://example.com/h", "secret": "short"}]}, "webhooks[0].secret"),
+        ({"webhooks": [{"url": "https://user:pw@example.com/h"}]}, "webhooks[0].url"),
+        ({"webhooks": [{"href": "https://example.com/h"}]}, "webhooks[0]"),
+        ({"webhooks": ["https://example.com/h", "https://example.com/h"]}, "webhooks[1]"),
+    ],
+)
 def test_put_order_validates_each_field(api, override, field):
     response = api.put("/orders/ORD-1", order_body(**override))
     error = assert_error(response, 422, "invalid")
@@ -234,14 +261,25 @@ def test_put_order_validates_each_field(api, override, field):
 def test_put_order_reports_every_bad_field_at_once(api):
     response = api.put("/orders/ORD-1", {"platform": "ebay"})
     fields = assert_error(response, 422, "invalid")["fields"]
-    assert {"platform", "project", "customer_first_name", "customer_last_name", "customer_email",
-            "order_date"} <= set(fields)
+    assert {
+        "platform",
+        "project",
+        "customer_first_name",
+        "customer_last_name",
+        "customer_email",
+        "order_date",
+    } <= set(fields)
 
 
 @pytest.mark.parametrize("body", [[], "text", 3, None])
 def test_put_order_needs_an_object(api, body):
-    assert_error(api.put("/orders/ORD-1", data=__import__("json").dumps(body),
-                         headers={"Content-Type": "application/json"}), 422, "invalid")
+    assert_error(
+        api.put(
+            "/orders/ORD-1", data=__import__("json").dumps(body), headers={"Content-Type": "application/json"}
+        ),
+        422,
+        "invalid",
+    )
 
 
 @pytest.mark.parametrize("order_id", ["has space", "x" * 256, "semi;colon", "ünïcode"])
@@ -252,14 +290,18 @@ def test_put_order_refuses_bad_order_ids(api, order_id):
 
 def test_get_order_returns_it_with_stages_and_hides_webhook_secrets(api):
     secret = "s3cr3t-value-long-enough"
-    api.put("/orders/ORD-1", order_body(webhooks=["https://a.example/h", {"url": "https://b.example/h",
-                                                                           "secret": secret}]))
+    api.put(
+        "/orders/ORD-1",
+        order_body(webhooks=["https://a.example/h", {"url": "https://b.example/h", "secret": secret}]),
+    )
     api.put("/orders/ORD-1/stages/preBria", {"assets": [asset("front")]})
     response = api.get("/orders/ORD-1")
     assert response.status_code == 200 and secret not in response.text
     body = response.json()
-    assert body["webhooks"] == [{"url": "https://a.example/h", "has_secret": False},
-                                {"url": "https://b.example/h", "has_secret": True}]
+    assert body["webhooks"] == [
+        {"url": "https://a.example/h", "has_secret": False},
+        {"url": "https://b.example/h", "has_secret": True},
+    ]
     assert [s["stage"] for s in body["stages"]] == ["preBria"]
     assert body["stages"][0]["review_status"] == "pending"
     assert db.session.scalar(select(Order.webhooks))[1]["secret"] == secret
@@ -270,6 +312,7 @@ def test_get_unknown_order_is_404(api):
 
 
 # --- stage submissions
+
 
 def submit(api, order_id, stage, *assets):
     return api.put(f"/orders/{order_id}/stages/{stage}", {"assets": list(assets)})
@@ -343,17 +386,20 @@ def test_unknown_stage_names_are_404(api, path):
     assert_error(api.post(path + "/approve"), 404, "unknown_stage")
 
 
-@pytest.mark.parametrize("assets, field", [
-    ([], "assets"),
-    (None, "assets"),
-    ([{"key": "../etc/passwd", "content_type": "image/png", "sha256": "a" * 64}], "assets[0].key"),
-    ([{"key": "/abs.png", "content_type": "image/png", "sha256": "a" * 64}], "assets[0].key"),
-    ([{"key": "a.png", "content_type": "image/png", "sha256": "A" * 64}], "assets[0].sha256"),
-    ([{"key": "a.png", "content_type": "png", "sha256": "a" * 64}], "assets[0].content_type"),
-    ([{"key": "a.png", "content_type": "image/png", "sha256": "a" * 64, "size": 3}], "assets[0]"),
-    ([{"key": "a.png", "content_type": "image/png", "sha256": "a" * 64}] * 2, "assets[1].key"),
-    (["a.png"], "assets[0]"),
-])
+@pytest.mark.parametrize(
+    "assets, field",
+    [
+        ([], "assets"),
+        (None, "assets"),
+        ([{"key": "../etc/passwd", "content_type": "image/png", "sha256": "a" * 64}], "assets[0].key"),
+        ([{"key": "/abs.png", "content_type": "image/png", "sha256": "a" * 64}], "assets[0].key"),
+        ([{"key": "a.png", "content_type": "image/png", "sha256": "A" * 64}], "assets[0].sha256"),
+        ([{"key": "a.png", "content_type": "png", "sha256": "a" * 64}], "assets[0].content_type"),
+        ([{"key": "a.png", "content_type": "image/png", "sha256": "a" * 64, "size": 3}], "assets[0]"),
+        ([{"key": "a.png", "content_type": "image/png", "sha256": "a" * 64}] * 2, "assets[1].key"),
+        (["a.png"], "assets[0]"),
+    ],
+)
 def test_submission_validates_each_asset(api, assets, field):
     api.put("/orders/ORD-1", order_body())
     response = api.put("/orders/ORD-1/stages/preBria", {"assets": assets})
@@ -363,22 +409,36 @@ def test_submission_validates_each_asset(api, assets, field):
 
 # --- stage status
 
+
 def test_get_stage_answers_like_get_stage_status_plus_review_state(api):
     order = make_order_with_stages("pending")
     decisions.reject(REVIEWER, order.order_id, "preBria", notes="Name misspelled")
     body = api.get(f"/orders/{order.order_id}/stages/preBria").json()
-    assert (body["status"], body["review_status"], body["reviewer"], body["notes"]) == \
-        ("pending", "rejected", "rev@example.com", "Name misspelled")
+    assert (body["status"], body["review_status"], body["reviewer"], body["notes"]) == (
+        "pending",
+        "rejected",
+        "rev@example.com",
+        "Name misspelled",
+    )
     assert body["reviewed_at"] and body["reasons"] == [] and body["assets"]
 
 
 def test_get_stage_reads_reasons_from_the_latest_decision(api):
     order = make_order_with_stages("rejected")
-    db.session.add(AuditLog(order_id=order.order_id, action="stage_rejected", stage="preBria",
-                            reviewer_email="rev@example.com",
-                            details={"status_before": "pending", "reasons": ["character_drift", "anatomy"]}))
+    db.session.add(
+        AuditLog(
+            order_id=order.order_id,
+            action="stage_rejected",
+            stage="preBria",
+            reviewer_email="rev@example.com",
+            details={"status_before": "pending", "reasons": ["character_drift", "anatomy"]},
+        )
+    )
     db.session.commit()
-    assert api.get(f"/orders/{order.order_id}/stages/preBria").json()["reasons"] == ["character_drift", "anatomy"]
+    assert api.get(f"/orders/{order.order_id}/stages/preBria").json()["reasons"] == [
+        "character_drift",
+        "anatomy",
+    ]
 
 
 def test_get_stage_never_submitted_is_pending(api):
@@ -390,20 +450,31 @@ def test_get_stage_never_submitted_is_pending(api):
 
 # --- approve
 
+
 def test_approve_goes_through_the_decision_rules_as_the_token(api):
     order = make_order_with_stages("pending", webhooks=["https://pipeline.example/hooks"])
     response = api.post(f"/orders/{order.order_id}/stages/preBria/approve", {"notes": "Fine by QA bot"})
     assert response.status_code == 200 and response.json()["result"] == "approved"
     assert response.json()["stage"]["status"] == "approved"
     row = stage_row(order.order_id, "preBria")
-    assert (row.status, row.reviewer_email, row.reviewer_notes) == ("approved", "pipeline-prod", "Fine by QA bot")
+    assert (row.status, row.reviewer_email, row.reviewer_notes) == (
+        "approved",
+        "pipeline-prod",
+        "Fine by QA bot",
+    )
     assert approval_status(order.order_id, "preBria") == "approved"
     [entry] = audits(order.order_id)
-    assert (entry.action, entry.reviewer_email, str(entry.ip_address)) == \
-        ("stage_approved", "pipeline-prod", "127.0.0.1")
+    assert (entry.action, entry.reviewer_email, str(entry.ip_address)) == (
+        "stage_approved",
+        "pipeline-prod",
+        "127.0.0.1",
+    )
     [delivery] = db.session.scalars(select(WebhookDelivery)).all()
-    assert (delivery.event, delivery.payload["status"], delivery.payload["reviewer"]) == \
-        ("stage_approved", "approved", "pipeline-prod")
+    assert (delivery.event, delivery.payload["status"], delivery.payload["reviewer"]) == (
+        "stage_approved",
+        "approved",
+        "pipeline-prod",
+    )
 
 
 def test_approve_again_by_the_same_token_is_idempotent(api):
@@ -425,7 +496,9 @@ def test_approve_a_stage_decided_by_someone_else_is_409(api):
 
 def test_approve_out_of_order_is_409(api):
     order = make_order_with_stages("pending", "pending")
-    error = assert_error(api.post(f"/orders/{order.order_id}/stages/postBria/approve"), 409, "stage_out_of_order")
+    error = assert_error(
+        api.post(f"/orders/{order.order_id}/stages/postBria/approve"), 409, "stage_out_of_order"
+    )
     assert error["details"]["waiting_for"] == ["preBria"]
     assert stage_row(order.order_id, "postBria").status == "pending" and not audits(order.order_id)
 
@@ -435,12 +508,15 @@ def test_approve_unknown_stage_row_is_404(api):
     assert_error(api.post(f"/orders/{order.order_id}/stages/postPdf/approve"), 404, "not_found")
 
 
-@pytest.mark.parametrize("body, status, code", [
-    ({"notes": 5}, 422, "invalid"),
-    ({"notes": "x" * 5001}, 422, "invalid"),
-    ({"reviewer": "someone"}, 422, "invalid"),
-    (["notes"], 422, "invalid"),
-])
+@pytest.mark.parametrize(
+    "body, status, code",
+    [
+        ({"notes": 5}, 422, "invalid"),
+        ({"notes": "x" * 5001}, 422, "invalid"),
+        ({"reviewer": "someone"}, 422, "invalid"),
+        (["notes"], 422, "invalid"),
+    ],
+)
 def test_approve_validates_its_body(api, body, status, code):
     order = make_order_with_stages("pending")
     assert_error(api.post(f"/orders/{order.order_id}/stages/preBria/approve", body), status, code)
@@ -455,13 +531,16 @@ def test_approve_with_a_form_body_is_415(api):
 
 # --- the waiting list
 
+
 def test_stages_lists_waiting_stages_oldest_first(api):
     first = make_order_with_stages("pending")
     make_order_with_stages("approved")
     second = make_order_with_stages("in_review")
     items = api.get("/stages").json()["items"]
-    assert [(i["order_id"], i["review_status"]) for i in items] == \
-        [(first.order_id, "pending"), (second.order_id, "in_review")]
+    assert [(i["order_id"], i["review_status"]) for i in items] == [
+        (first.order_id, "pending"),
+        (second.order_id, "in_review"),
+    ]
     assert items[0]["platform"] == "shopify" and items[0]["project"]
 
 
@@ -488,35 +567,51 @@ def test_stages_pages_with_a_cursor_without_gaps_or_repeats(api):
     assert pages == 3 and len(seen) == 7 and set(seen) == made
 
 
-@pytest.mark.parametrize("params, field", [
-    ({"limit": "0"}, "limit"), ({"limit": "201"}, "limit"), ({"limit": "ten"}, "limit"),
-    ({"status": "done"}, "status"), ({"stage": "final"}, "stage"), ({"cursor": "not-a-cursor"}, "cursor"),
-    ({"cursor": "WyJ4IiwgInkiXQ"}, "cursor"), ({"sort": "age"}, "sort"),
-])
+@pytest.mark.parametrize(
+    "params, field",
+    [
+        ({"limit": "0"}, "limit"),
+        ({"limit": "201"}, "limit"),
+        ({"limit": "ten"}, "limit"),
+        ({"status": "done"}, "status"),
+        ({"stage": "final"}, "stage"),
+        ({"cursor": "not-a-cursor"}, "cursor"),
+        ({"cursor": "WyJ4IiwgInkiXQ"}, "cursor"),
+        ({"sort": "age"}, "sort"),
+    ],
+)
 def test_stages_refuses_bad_parameters(api, params, field):
     assert field in assert_error(api.get("/stages", params=params), 422, "invalid")["fields"]
 
 
 # --- decisions write the outbox in their own transaction
 
+
 def test_every_decision_writes_one_delivery_per_callback_url(app):
-    order = make_order_with_stages("pending", webhooks=["https://a.example/h", {"url": "https://b.example/h"}])
+    order = make_order_with_stages(
+        "pending", webhooks=["https://a.example/h", {"url": "https://b.example/h"}]
+    )
     admin = Actor(email="admin@example.com", is_admin=True)
     decisions.approve(REVIEWER, order.order_id, "preBria")
     decisions.reopen(admin, order.order_id, "preBria", notes="Look again")
     decisions.reject(REVIEWER, order.order_id, "preBria", notes="Eyes drift")
-    rows = db.session.scalars(select(WebhookDelivery).order_by(WebhookDelivery.created_at, WebhookDelivery.url)).all()
+    rows = db.session.scalars(
+        select(WebhookDelivery).order_by(WebhookDelivery.created_at, WebhookDelivery.url)
+    ).all()
     assert [(r.event, r.url) for r in rows] == [
-        ("stage_approved", "https://a.example/h"), ("stage_approved", "https://b.example/h"),
-        ("stage_reopened", "https://a.example/h"), ("stage_reopened", "https://b.example/h"),
-        ("stage_rejected", "https://a.example/h"), ("stage_rejected", "https://b.example/h"),
+        ("stage_approved", "https://a.example/h"),
+        ("stage_approved", "https://b.example/h"),
+        ("stage_reopened", "https://a.example/h"),
+        ("stage_reopened", "https://b.example/h"),
+        ("stage_rejected", "https://a.example/h"),
+        ("stage_rejected", "https://b.example/h"),
     ]
     assert rows[-1].payload["notes"] == "Eyes drift" and rows[-1].payload["review_status"] == "rejected"
 
 
 def test_a_refused_decision_writes_no_delivery(app):
     order = make_order_with_stages("approved", webhooks=["https://a.example/h"])
-    with pytest.raises(Exception):
+    with pytest.raises(AlreadyDecided):
         decisions.approve(REVIEWER, order.order_id, "preBria")
     assert count(WebhookDelivery) == 0
 

@@ -1,4 +1,5 @@
 """The API keeps its OpenAPI document: real responses validated against it, and a bounded schemathesis run."""
+
 from __future__ import annotations
 
 import re
@@ -46,12 +47,16 @@ def check(spec: dict, response, method: str, url_path: str) -> None:
 
 
 def test_every_api_route_is_documented(app, spec):
-    documented = {(path, method.upper()) for path, item in spec["paths"].items() for method in item
-                  if method != "parameters"}
+    documented = {
+        (path, method.upper())
+        for path, item in spec["paths"].items()
+        for method in item
+        if method != "parameters"
+    }
     for rule in app.url_map.iter_rules():
         if not rule.rule.startswith("/api/v1/"):
             continue
-        path = re.sub(r"<(?:[^:>]+:)?([^>]+)>", r"{\1}", rule.rule[len("/api/v1"):])
+        path = re.sub(r"<(?:[^:>]+:)?([^>]+)>", r"{\1}", rule.rule[len("/api/v1") :])
         for method in rule.methods - {"HEAD", "OPTIONS"}:
             assert (path, method) in documented, f"{method} {path} is not documented"
 
@@ -64,20 +69,40 @@ def test_real_responses_match_the_document(app, live_server, spec):
         ("PUT", "/orders/ORD-1", api.put("/orders/ORD-1", order_body(webhooks=[hook]))),
         ("PUT", "/orders/ORD-1", api.put("/orders/ORD-1", order_body(status="printing"))),
         ("PUT", "/orders/ORD-2", api.put("/orders/ORD-2", {"platform": "ebay"})),
-        ("PUT", "/orders/ORD-2", api.put("/orders/ORD-2", data="{", headers={"Content-Type": "application/json"})),
+        (
+            "PUT",
+            "/orders/ORD-2",
+            api.put("/orders/ORD-2", data="{", headers={"Content-Type": "application/json"}),
+        ),
         ("PUT", "/orders/ORD-2", api.put("/orders/ORD-2", data="x", headers={"Content-Type": "text/plain"})),
         ("GET", "/orders/ORD-1", api.get("/orders/ORD-1")),
         ("GET", "/orders/ORD-404", api.get("/orders/ORD-404")),
-        ("PUT", "/orders/ORD-1/stages/preBria", api.put("/orders/ORD-1/stages/preBria", {"assets": [asset("a")]})),
-        ("PUT", "/orders/ORD-1/stages/preBria", api.put("/orders/ORD-1/stages/preBria", {"assets": [asset("a")]})),
+        (
+            "PUT",
+            "/orders/ORD-1/stages/preBria",
+            api.put("/orders/ORD-1/stages/preBria", {"assets": [asset("a")]}),
+        ),
+        (
+            "PUT",
+            "/orders/ORD-1/stages/preBria",
+            api.put("/orders/ORD-1/stages/preBria", {"assets": [asset("a")]}),
+        ),
         ("PUT", "/orders/ORD-1/stages/preBria", api.put("/orders/ORD-1/stages/preBria", {"assets": []})),
-        ("PUT", "/orders/ORD-9/stages/preBria", api.put("/orders/ORD-9/stages/preBria", {"assets": [asset("a")]})),
+        (
+            "PUT",
+            "/orders/ORD-9/stages/preBria",
+            api.put("/orders/ORD-9/stages/preBria", {"assets": [asset("a")]}),
+        ),
         ("GET", "/orders/ORD-1/stages/preBria", api.get("/orders/ORD-1/stages/preBria")),
         ("GET", "/orders/ORD-1/stages/postPdf", api.get("/orders/ORD-1/stages/postPdf")),
         ("GET", "/orders/ORD-1/stages/final", api.get("/orders/ORD-1/stages/final")),
         ("POST", "/orders/ORD-1/stages/preBria/approve", api.post("/orders/ORD-1/stages/preBria/approve")),
         ("POST", "/orders/ORD-1/stages/preBria/approve", api.post("/orders/ORD-1/stages/preBria/approve")),
-        ("PUT", "/orders/ORD-1/stages/preBria", api.put("/orders/ORD-1/stages/preBria", {"assets": [asset("b")]})),
+        (
+            "PUT",
+            "/orders/ORD-1/stages/preBria",
+            api.put("/orders/ORD-1/stages/preBria", {"assets": [asset("b")]}),
+        ),
         ("GET", "/stages", api.get("/stages")),
         ("GET", "/stages", api.get("/stages", params={"limit": 0})),
         ("GET", "/openapi.json", api.get("/openapi.json")),
@@ -99,6 +124,7 @@ def test_real_responses_match_the_document(app, live_server, spec):
 
 # --- schemathesis against the live server, bounded in examples and time
 
+
 def test_schemathesis_finds_no_server_error_and_no_schema_violation(app, live_server, tmp_path):
     """Generated and mutated requests for every operation: no 5xx, every answer documented and conforming.
 
@@ -108,11 +134,32 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(app, live_se
     token = make_token("schemathesis")
     make_order_with_stages("pending", "pending", order_id="ORD-1")
     command = [
-        str(Path(sys.executable).parent / "schemathesis"), "run", f"{live_server.url}/api/v1/openapi.json",
-        "--url", f"{live_server.url}/api/v1", "--header", f"Authorization: Bearer {token}",
-        "--checks", "all", "--exclude-checks", "positive_data_acceptance",
-        "--phases", "examples,coverage,fuzzing", "--max-examples", "10", "--max-time", "20", "--seed", "20261125",
-        "--generation-database", "none", "--request-timeout", "10", "--workers", "1", "--no-color",
+        str(Path(sys.executable).parent / "schemathesis"),
+        "run",
+        f"{live_server.url}/api/v1/openapi.json",
+        "--url",
+        f"{live_server.url}/api/v1",
+        "--header",
+        f"Authorization: Bearer {token}",
+        "--checks",
+        "all",
+        "--exclude-checks",
+        "positive_data_acceptance",
+        "--phases",
+        "examples,coverage,fuzzing",
+        "--max-examples",
+        "10",
+        "--max-time",
+        "20",
+        "--seed",
+        "20261125",
+        "--generation-database",
+        "none",
+        "--request-timeout",
+        "10",
+        "--workers",
+        "1",
+        "--no-color",
     ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=180, cwd=tmp_path)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]

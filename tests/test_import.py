@@ -1,4 +1,5 @@
 """Import of the file-based approval store from sample files in tests/data/import, malformed ones included."""
+
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -37,11 +38,19 @@ def test_apply_imports_every_valid_entry_with_an_audit_row(app, runner):
     result = runner.invoke(args=["import-approvals", str(STORE), "--apply"])
     assert "5 imported" in result.output
     rows = approvals()
-    assert set(rows) == {("LHB-1001", "preBria"), ("LHB-1001", "postBria"), ("LHB-1002", "preBria"),
-                         ("LHB-1003", "preBria"), ("LHB-3001", "preBria")}
+    assert set(rows) == {
+        ("LHB-1001", "preBria"),
+        ("LHB-1001", "postBria"),
+        ("LHB-1002", "preBria"),
+        ("LHB-1003", "preBria"),
+        ("LHB-3001", "preBria"),
+    }
     first = rows[("LHB-1001", "preBria")]
-    assert (first.status, first.reviewer_email, first.reviewer_notes) == ("approved", "sam@littleherobooks.com",
-                                                                          "Lovely")
+    assert (first.status, first.reviewer_email, first.reviewer_notes) == (
+        "approved",
+        "sam@littleherobooks.com",
+        "Lovely",
+    )
     assert first.approved_at == datetime(2026, 10, 1, 10, 0, tzinfo=timezone.utc)
     assert rows[("LHB-1001", "postBria")].reviewer_email == "alex@littleherobooks.com"
     assert rows[("LHB-1003", "preBria")].reviewer_email == "system@littleherolabs.com"
@@ -50,7 +59,9 @@ def test_apply_imports_every_valid_entry_with_an_audit_row(app, runner):
     audits = imported_audits()
     assert len(audits) == len(rows) == 5
     audit = next(a for a in audits if a.order_id == "LHB-1001" and a.stage == "preBria")
-    assert audit.reviewer_email == "sam@littleherobooks.com" and audit.details["source"] == "01-approvals.json"
+    assert (
+        audit.reviewer_email == "sam@littleherobooks.com" and audit.details["source"] == "01-approvals.json"
+    )
 
 
 def test_malformed_files_are_reported_by_name_and_position_and_the_rest_is_imported(app, runner):
@@ -99,7 +110,9 @@ def test_an_older_database_state_takes_the_file_approval_and_the_stage_follows(a
     assert (stage.status, stage.reviewer_email) == ("approved", "old-store@littleherobooks.com")
     assert stage.reviewed_at == datetime(2026, 9, 1, 12, 0, tzinfo=timezone.utc)
     [audit] = imported_audits()
-    assert audit.details["stage_status_before"] == "pending" and audit.details["approved_at"].startswith("2026-09-01")
+    assert audit.details["stage_status_before"] == "pending" and audit.details["approved_at"].startswith(
+        "2026-09-01"
+    )
 
 
 def test_a_single_file_can_be_imported(app, runner):

@@ -1,4 +1,5 @@
-"""Webhook delivery against a real HTTP server on 127.0.0.1: signatures, retries, racing workers, a killed worker."""
+"""Webhooks sent to a real HTTP server on 127.0.0.1: signatures, retries, racing workers, a killed worker."""
+
 from __future__ import annotations
 
 import json
@@ -27,7 +28,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def settings(**overrides) -> webhooks.WebhookSettings:
-    values = dict(secret=SECRET, timeout=5, max_attempts=5, backoff_base=0.05, backoff_cap=0.2, lease=30, batch=10)
+    values = dict(
+        secret=SECRET, timeout=5, max_attempts=5, backoff_base=0.05, backoff_cap=0.2, lease=30, batch=10
+    )
     values.update(overrides)
     return webhooks.WebhookSettings(**values)
 
@@ -46,8 +49,13 @@ def deliveries() -> list[WebhookDelivery]:
 
 def attempts(delivery_id) -> list[WebhookAttempt]:
     db.session.expire_all()
-    return list(db.session.scalars(select(WebhookAttempt).where(WebhookAttempt.delivery_id == delivery_id)
-                                   .order_by(WebhookAttempt.number)))
+    return list(
+        db.session.scalars(
+            select(WebhookAttempt)
+            .where(WebhookAttempt.delivery_id == delivery_id)
+            .order_by(WebhookAttempt.number)
+        )
+    )
 
 
 def approved_order(*urls):
@@ -61,8 +69,9 @@ def drain_until_settled(config, rounds: int = 200) -> None:
     for _ in range(rounds):
         webhooks.drain(config)
         db.session.expire_all()
-        if not db.session.scalar(select(func.count()).select_from(WebhookDelivery)
-                                 .where(WebhookDelivery.status == "pending")):
+        if not db.session.scalar(
+            select(func.count()).select_from(WebhookDelivery).where(WebhookDelivery.status == "pending")
+        ):
             return
         time.sleep(0.05)
     raise AssertionError("deliveries still pending")
@@ -75,14 +84,20 @@ def test_delivery_carries_a_valid_signature_timestamp_and_idempotency_key(app, r
     [request] = receiver.requests
     headers, body = request["headers"], request["body"]
     assert webhooks.verify(SECRET, headers["X-LHB-Timestamp"], body, headers["X-LHB-Signature"])
-    assert not webhooks.verify("another-secret-of-some-length", headers["X-LHB-Timestamp"], body,
-                               headers["X-LHB-Signature"])
+    assert not webhooks.verify(
+        "another-secret-of-some-length", headers["X-LHB-Timestamp"], body, headers["X-LHB-Signature"]
+    )
     assert not webhooks.verify(SECRET, headers["X-LHB-Timestamp"], body + b" ", headers["X-LHB-Signature"])
     assert headers["Idempotency-Key"] == str(delivery.id) == headers["X-LHB-Delivery"]
     assert headers["X-LHB-Event"] == "stage_approved"
     payload = json.loads(body)
-    assert (payload["order_id"], payload["stage"], payload["status"], payload["reviewer"], payload["notes"]) == \
-        (order.order_id, "preBria", "approved", "rev@example.com", "Looks right")
+    assert (
+        payload["order_id"],
+        payload["stage"],
+        payload["status"],
+        payload["reviewer"],
+        payload["notes"],
+    ) == (order.order_id, "preBria", "approved", "rev@example.com", "Looks right")
     [row] = deliveries()
     assert (row.status, row.attempts, row.locked_until) == ("delivered", 1, None)
     [attempt] = attempts(row.id)
@@ -96,7 +111,9 @@ def test_a_url_with_its_own_secret_is_signed_with_it(app, receiver):
     [request] = receiver.requests
     headers = request["headers"]
     assert webhooks.verify(own, headers["X-LHB-Timestamp"], request["body"], headers["X-LHB-Signature"])
-    assert not webhooks.verify(SECRET, headers["X-LHB-Timestamp"], request["body"], headers["X-LHB-Signature"])
+    assert not webhooks.verify(
+        SECRET, headers["X-LHB-Timestamp"], request["body"], headers["X-LHB-Signature"]
+    )
 
 
 def test_an_old_timestamp_fails_verification(app):
@@ -209,22 +226,36 @@ def test_claims_skip_rows_locked_by_another_worker(app, receiver):
 
 def worker_env(database_url: str, tmp_path: Path, **extra) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DB_", "DATABASE_URL"))}
-    env.update({
-        "APP_ENV": "test", "DATABASE_URL": database_url, "SECRET_KEY": "test", "LOG_LEVEL": "WARNING",
-        "INSTANCE_PATH": str(tmp_path / "instance"), "WEBHOOK_SECRET": SECRET, "FLASK_APP": "wsgi",
-    })
+    env.update(
+        {
+            "APP_ENV": "test",
+            "DATABASE_URL": database_url,
+            "SECRET_KEY": "test",
+            "LOG_LEVEL": "WARNING",
+            "INSTANCE_PATH": str(tmp_path / "instance"),
+            "WEBHOOK_SECRET": SECRET,
+            "FLASK_APP": "wsgi",
+        }
+    )
     env.update({k: str(v) for k, v in extra.items()})
     return env
 
 
 def test_a_worker_killed_between_sending_and_recording_is_redelivered_with_the_same_key(
-        app, receiver, database_url, tmp_path):
+    app, receiver, database_url, tmp_path
+):
     approved_order(receiver.url)
     [row] = deliveries()
     receiver.hold = threading.Event()
     env = worker_env(database_url, tmp_path, WEBHOOK_LEASE_SECONDS=1)
-    worker = subprocess.Popen([sys.executable, "-m", "flask", "webhooks", "deliver"], cwd=ROOT, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "flask", "webhooks", "deliver"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         assert receiver.arrived.wait(60), "the worker never sent the delivery"
         # The receiver holds the answer; the worker has sent and waits: kill it before it can record.
@@ -262,8 +293,14 @@ def test_cli_deliver_once_drains_and_exits(app, runner, receiver, monkeypatch):
 
 def test_the_worker_stops_cleanly_on_sigterm(app, database_url, tmp_path):
     env = worker_env(database_url, tmp_path, WEBHOOK_POLL_SECONDS=0.2)
-    worker = subprocess.Popen([sys.executable, "-m", "flask", "webhooks", "deliver"], cwd=ROOT, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "flask", "webhooks", "deliver"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     line = worker.stdout.readline()
     assert "delivering webhooks" in line
     worker.send_signal(signal.SIGTERM)
@@ -272,6 +309,7 @@ def test_the_worker_stops_cleanly_on_sigterm(app, database_url, tmp_path):
 
 
 # --- admin pages
+
 
 def test_admins_see_deliveries_and_their_attempts(app, receiver, login_as):
     order = approved_order(receiver.url)
@@ -327,7 +365,9 @@ def test_an_expired_lease_is_claimable_again(app, receiver):
     approved_order(receiver.url)
     [claimed] = webhooks.claim("worker-a", settings())
     assert webhooks.claim("worker-b", settings()) == []
-    db.session.execute(update(WebhookDelivery).values(locked_until=func.now() - func.make_interval(0, 0, 0, 0, 0, 0, 1)))
+    db.session.execute(
+        update(WebhookDelivery).values(locked_until=func.now() - func.make_interval(0, 0, 0, 0, 0, 0, 1))
+    )
     db.session.commit()
     [again] = webhooks.claim("worker-b", settings())
     assert again.id == claimed.id and again.attempt == 2

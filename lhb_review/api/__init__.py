@@ -1,4 +1,5 @@
-"""The pipeline's JSON API at /api/v1: bearer tokens, one error shape, OpenAPI; never HTML, never a login page."""
+"""The pipeline's JSON API at /api/v1: bearer tokens, one error shape, OpenAPI; never HTML or a login."""
+
 from __future__ import annotations
 
 from flask import Blueprint, Flask, request
@@ -19,7 +20,11 @@ def init_app(app: Flask) -> None:
     def allow_header_on_api_405(response):
         # The app-wide JSON error handler answers 405s outside any blueprint; it cannot see the
         # allowed methods, so they are added here (RFC 9110 requires Allow on a 405).
-        if response.status_code == 405 and request.path.startswith("/api/") and "Allow" not in response.headers:
+        if (
+            response.status_code == 405
+            and request.path.startswith("/api/")
+            and "Allow" not in response.headers
+        ):
             adapter = app.url_map.bind_to_environ(request.environ)
             methods = sorted(adapter.allowed_methods())
             if methods:

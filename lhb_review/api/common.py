@@ -1,4 +1,5 @@
 """What every API request shares: token authentication, body limits, JSON parsing and the error shape."""
+
 from __future__ import annotations
 
 import json
@@ -53,8 +54,9 @@ def authenticate():
 
 
 def api_actor() -> Actor:
-    return Actor(email=g.api_token_name, kind="token", ip=client_ip(),
-                 user_agent=request.headers.get("User-Agent"))
+    return Actor(
+        email=g.api_token_name, kind="token", ip=client_ip(), user_agent=request.headers.get("User-Agent")
+    )
 
 
 def _reject_constant(name: str):
@@ -70,13 +72,19 @@ def json_body(*, optional: bool = False):
     if optional and not data.strip():
         return None
     if request.mimetype != "application/json":
-        raise ApiError(415, "unsupported_media_type", "Send the body as JSON with Content-Type: application/json.")
+        raise ApiError(
+            415, "unsupported_media_type", "Send the body as JSON with Content-Type: application/json."
+        )
     try:
         value = json.loads(data, parse_constant=_reject_constant)
     except (ValueError, RecursionError) as exc:
         raise ApiError(400, "malformed_json", f"The body is not valid JSON: {str(exc)[:200]}") from None
     if not text_ok(value):
-        raise ApiError(400, "malformed_json", "The body holds text that is not valid Unicode (a lone surrogate) or is nested too deeply.")
+        raise ApiError(
+            400,
+            "malformed_json",
+            "The body holds text that is not valid Unicode (a lone surrogate) or is nested too deeply.",
+        )
     return value
 
 
@@ -104,8 +112,9 @@ def api_error(exc: ApiError):
 @bp.errorhandler(DomainError)
 def domain_error(exc: DomainError):
     details = {k: v for k, v in exc.context.items() if isinstance(v, (str, int, list, type(None)))}
-    return error_response(exc.status, exc.code, exc.message, fields=getattr(exc, "fields", None),
-                          details=details or None)
+    return error_response(
+        exc.status, exc.code, exc.message, fields=getattr(exc, "fields", None), details=details or None
+    )
 
 
 @bp.errorhandler(UnknownStage)

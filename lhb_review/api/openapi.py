@@ -1,4 +1,5 @@
 """The OpenAPI 3.1 document of /api/v1: every endpoint, body and error, kept next to the code it describes."""
+
 from __future__ import annotations
 
 from ..services.orders import PLATFORMS
@@ -21,7 +22,9 @@ ERRORS = {
     "400": error("Malformed JSON body (code `malformed_json`)."),
     "401": error("Missing, unknown or revoked token (codes `unauthorized`, `invalid_token`)."),
     "404": error("No such order or stage, or an unknown stage name (codes `not_found`, `unknown_stage`)."),
-    "405": error("Method not allowed on this path (code `method_not_allowed`); the Allow header lists the methods."),
+    "405": error(
+        "Method not allowed on this path (code `method_not_allowed`); the Allow header lists the methods."
+    ),
     "413": error("Body larger than API_MAX_BODY_BYTES (code `request_entity_too_large`)."),
     "415": error("Body is not application/json (code `unsupported_media_type`)."),
     "422": error("Invalid fields or parameters (code `invalid`); `fields` maps each to its message."),
@@ -42,11 +45,20 @@ def json_response(description: str, schema: dict, headers: dict | None = None) -
     return body
 
 
-ORDER_ID = {"name": "order_id", "in": "path", "required": True,
-            "description": "The pipeline's order id: letters, digits, '#', '.', '_', ':' or '-'.",
-            "schema": {"type": "string", "minLength": 1, "maxLength": 255}}
-STAGE = {"name": "stage", "in": "path", "required": True, "description": "The review stage, in pipeline order.",
-         "schema": {"type": "string", "enum": list(STAGE_NAMES)}}
+ORDER_ID = {
+    "name": "order_id",
+    "in": "path",
+    "required": True,
+    "description": "The pipeline's order id: letters, digits, '#', '.', '_', ':' or '-'.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+}
+STAGE = {
+    "name": "stage",
+    "in": "path",
+    "required": True,
+    "description": "The review stage, in pipeline order.",
+    "schema": {"type": "string", "enum": list(STAGE_NAMES)},
+}
 LOCATION = {"Location": {"description": "Where the resource can be read.", "schema": {"type": "string"}}}
 
 ASSET = {
@@ -54,8 +66,12 @@ ASSET = {
     "required": ["key", "content_type", "sha256"],
     "additionalProperties": False,
     "properties": {
-        "key": {"type": "string", "minLength": 1, "maxLength": 1000,
-                "description": "Storage key, relative (no '..', no leading '/')."},
+        "key": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 1000,
+            "description": "Storage key, relative (no '..', no leading '/').",
+        },
         "label": {"type": ["string", "null"], "maxLength": 200},
         "content_type": {"type": "string", "example": "image/png"},
         "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
@@ -65,29 +81,51 @@ ASSET = {
 WEBHOOK_ITEM = {
     "oneOf": [
         {"type": "string", "format": "uri", "description": "A callback URL, signed with WEBHOOK_SECRET."},
-        {"type": "object", "required": ["url"], "additionalProperties": False, "properties": {
-            "url": {"type": "string", "format": "uri"},
-            "secret": {"type": ["string", "null"], "minLength": 16, "maxLength": 256,
-                       "description": "Signs this URL's deliveries instead of WEBHOOK_SECRET; never returned."},
-        }},
+        {
+            "type": "object",
+            "required": ["url"],
+            "additionalProperties": False,
+            "properties": {
+                "url": {"type": "string", "format": "uri"},
+                "secret": {
+                    "type": ["string", "null"],
+                    "minLength": 16,
+                    "maxLength": 256,
+                    "description": "Signs this URL's deliveries instead of WEBHOOK_SECRET; never returned.",
+                },
+            },
+        },
     ]
 }
 
 ORDER_INPUT = {
     "type": "object",
-    "required": ["platform", "project", "customer_first_name", "customer_last_name", "customer_email", "order_date"],
+    "required": [
+        "platform",
+        "project",
+        "customer_first_name",
+        "customer_last_name",
+        "customer_email",
+        "order_date",
+    ],
     "additionalProperties": False,
     "properties": {
         "platform": {"type": "string", "enum": list(PLATFORMS)},
-        "amazon_order_id": {"type": ["string", "null"], "maxLength": 255,
-                            "description": "Required when platform is amazon."},
+        "amazon_order_id": {
+            "type": ["string", "null"],
+            "maxLength": 255,
+            "description": "Required when platform is amazon.",
+        },
         "project": {"type": "string", "minLength": 1, "maxLength": 100},
         "customer_first_name": {"type": "string", "minLength": 1, "maxLength": 100},
         "customer_last_name": {"type": "string", "minLength": 1, "maxLength": 100},
         "customer_email": {"type": "string", "format": "email", "maxLength": 255},
         "order_date": {"type": "string", "format": "date-time", "description": "ISO 8601 with a time zone."},
-        "status": {"type": ["string", "null"], "pattern": "^[a-z][a-z0-9_]{0,49}$",
-                   "description": "The order's own status; `received` when left out."},
+        "status": {
+            "type": ["string", "null"],
+            "pattern": "^[a-z][a-z0-9_]{0,49}$",
+            "description": "The order's own status; `received` when left out.",
+        },
         "ai_generation_started_at": NULLABLE_DATETIME,
         "character_hash": {"type": ["string", "null"], "maxLength": 100},
         "character_path": {"type": ["string", "null"], "maxLength": 500},
@@ -102,15 +140,32 @@ ORDER_INPUT = {
 
 STAGE_VIEW = {
     "type": "object",
-    "required": ["order_id", "stage", "status", "review_status", "reviewer", "notes", "reasons", "reviewed_at",
-                 "submitted_at", "updated_at", "assets"],
+    "required": [
+        "order_id",
+        "stage",
+        "status",
+        "review_status",
+        "reviewer",
+        "notes",
+        "reasons",
+        "reviewed_at",
+        "submitted_at",
+        "updated_at",
+        "assets",
+    ],
     "properties": {
         "order_id": {"type": "string"},
         "stage": {"type": "string", "enum": list(STAGE_NAMES)},
-        "status": {"type": "string", "enum": ["approved", "pending"],
-                   "description": "The approval store's answer (getStageStatus)."},
-        "review_status": {"type": ["string", "null"], "enum": [s.value for s in StageStatus] + [None],
-                          "description": "The review state; null when the stage was never submitted."},
+        "status": {
+            "type": "string",
+            "enum": ["approved", "pending"],
+            "description": "The approval store's answer (getStageStatus).",
+        },
+        "review_status": {
+            "type": ["string", "null"],
+            "enum": [s.value for s in StageStatus] + [None],
+            "description": "The review state; null when the stage was never submitted.",
+        },
         "reviewer": NULLABLE_STRING,
         "notes": NULLABLE_STRING,
         "reasons": {"type": "array", "description": "Reason codes of the latest decision."},
@@ -125,15 +180,29 @@ STAGE_VIEW = {
 
 ORDER_VIEW = {
     "type": "object",
-    "required": ["order_id", "platform", "project", "customer_first_name", "customer_last_name", "customer_email",
-                 "order_date", "status", "webhooks", "stages"],
+    "required": [
+        "order_id",
+        "platform",
+        "project",
+        "customer_first_name",
+        "customer_last_name",
+        "customer_email",
+        "order_date",
+        "status",
+        "webhooks",
+        "stages",
+    ],
     "properties": {
         **{name: schema for name, schema in ORDER_INPUT["properties"].items() if name != "webhooks"},
         "status": {"type": "string"},
-        "webhooks": {"type": "array", "items": {
-            "type": "object", "required": ["url", "has_secret"],
-            "properties": {"url": {"type": "string"}, "has_secret": {"type": "boolean"}},
-        }},
+        "webhooks": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["url", "has_secret"],
+                "properties": {"url": {"type": "string"}, "has_secret": {"type": "boolean"}},
+            },
+        },
         "created_at": NULLABLE_DATETIME,
         "updated_at": NULLABLE_DATETIME,
         "stages": {"type": "array", "items": ref("Stage")},
@@ -143,21 +212,32 @@ ORDER_VIEW = {
 ERROR = {
     "type": "object",
     "required": ["error"],
-    "properties": {"error": {
-        "type": "object",
-        "required": ["code", "message"],
-        "properties": {
-            "code": {"type": "string", "description": "Stable, machine-readable."},
-            "message": {"type": "string", "description": "For people."},
-            "fields": {"type": "object", "additionalProperties": {"type": "string"},
-                       "description": "Per field (or field path such as assets[0].sha256): what is wrong."},
-            "details": {"type": "object", "description": "Facts about a conflict, e.g. waiting_for, status."},
-        },
-    }},
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {
+                "code": {"type": "string", "description": "Stable, machine-readable."},
+                "message": {"type": "string", "description": "For people."},
+                "fields": {
+                    "type": "object",
+                    "additionalProperties": {"type": "string"},
+                    "description": "Per field (or field path such as assets[0].sha256): what is wrong.",
+                },
+                "details": {
+                    "type": "object",
+                    "description": "Facts about a conflict, e.g. waiting_for, status.",
+                },
+            },
+        }
+    },
 }
 
-TEXT_ONLY_NOTES = {"type": "object", "additionalProperties": False,
-                   "properties": {"notes": {"type": ["string", "null"], "maxLength": 5000}}}
+TEXT_ONLY_NOTES = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {"notes": {"type": ["string", "null"], "maxLength": 5000}},
+}
 
 
 def build_spec() -> dict:
@@ -182,17 +262,25 @@ def build_spec() -> dict:
                     "operationId": "putOrder",
                     "summary": "Create or replace an order (idempotent)",
                     "description": "r2_assets are not part of an order body: submit them per stage.",
-                    "requestBody": {"required": True, "content": {"application/json": {"schema": ref("OrderInput")}}},
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": ref("OrderInput")}},
+                    },
                     "responses": {
                         "201": json_response("Created.", ref("OrderResult"), LOCATION),
-                        "200": json_response("Updated, or unchanged (same body again).", ref("OrderResult"), LOCATION),
+                        "200": json_response(
+                            "Updated, or unchanged (same body again).", ref("OrderResult"), LOCATION
+                        ),
                         **errors("400", "401", "404", "405", "413", "415", "422"),
                     },
                 },
                 "get": {
                     "operationId": "getOrder",
                     "summary": "An order with its stages",
-                    "responses": {"200": json_response("The order.", ref("Order")), **errors("401", "404", "405")},
+                    "responses": {
+                        "200": json_response("The order.", ref("Order")),
+                        **errors("401", "404", "405"),
+                    },
                 },
             },
             "/orders/{order_id}/stages/{stage}": {
@@ -201,25 +289,45 @@ def build_spec() -> dict:
                     "operationId": "submitStage",
                     "summary": "Submit a stage for review with its assets",
                     "description": (
-                        "Creates the stage as pending. Different assets (by key and sha256) reset it to pending: "
-                        "a rejected stage is reopened, an approved one loses its approval (approval_voided "
-                        "webhook). The same assets again change nothing."
+                        "Creates the stage as pending. Different assets (by key and sha256) reset it to "
+                        "pending: a rejected stage is reopened, an approved one loses its approval "
+                        "(approval_voided webhook). The same assets again change nothing."
                     ),
-                    "requestBody": {"required": True, "content": {"application/json": {"schema": {
-                        "type": "object", "required": ["assets"], "additionalProperties": False,
-                        "properties": {"assets": {"type": "array", "minItems": 1, "maxItems": 200, "items": ASSET}},
-                    }}}},
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["assets"],
+                                    "additionalProperties": False,
+                                    "properties": {
+                                        "assets": {
+                                            "type": "array",
+                                            "minItems": 1,
+                                            "maxItems": 200,
+                                            "items": ASSET,
+                                        }
+                                    },
+                                }
+                            }
+                        },
+                    },
                     "responses": {
                         "201": json_response("Stage created.", ref("StageResult"), LOCATION),
-                        "200": json_response("Resubmitted (assets changed) or unchanged.", ref("StageResult"),
-                                             LOCATION),
+                        "200": json_response(
+                            "Resubmitted (assets changed) or unchanged.", ref("StageResult"), LOCATION
+                        ),
                         **errors("400", "401", "404", "405", "413", "415", "422"),
                     },
                 },
                 "get": {
                     "operationId": "getStage",
                     "summary": "The seed's getStageStatus answer plus the review state",
-                    "responses": {"200": json_response("The stage.", ref("Stage")), **errors("401", "404", "405")},
+                    "responses": {
+                        "200": json_response("The stage.", ref("Stage")),
+                        **errors("401", "404", "405"),
+                    },
                 },
             },
             "/orders/{order_id}/stages/{stage}/approve": {
@@ -231,13 +339,25 @@ def build_spec() -> dict:
                         "Audited with the token's name as reviewer. Repeating it for a stage this token "
                         "approved answers 200 with result already_approved and writes nothing."
                     ),
-                    "requestBody": {"required": False,
-                                    "content": {"application/json": {"schema": TEXT_ONLY_NOTES}}},
+                    "requestBody": {
+                        "required": False,
+                        "content": {"application/json": {"schema": TEXT_ONLY_NOTES}},
+                    },
                     "responses": {
-                        "200": json_response("Approved (or already approved by this token).", ref("StageResult")),
-                        **errors("400", "401", "404", "405", "413", "415", "422",
-                                 conflict="Decided already (already_decided) or an earlier stage is not "
-                                          "approved (stage_out_of_order)."),
+                        "200": json_response(
+                            "Approved (or already approved by this token).", ref("StageResult")
+                        ),
+                        **errors(
+                            "400",
+                            "401",
+                            "404",
+                            "405",
+                            "413",
+                            "415",
+                            "422",
+                            conflict="Decided already (already_decided) or an earlier stage is not "
+                            "approved (stage_out_of_order).",
+                        ),
                     },
                 },
             },
@@ -246,22 +366,45 @@ def build_spec() -> dict:
                     "operationId": "listStages",
                     "summary": "Stages by status, oldest first (keyset-paginated)",
                     "parameters": [
-                        {"name": "status", "in": "query", "required": False,
-                         "description": "Comma-separated statuses; default pending,in_review.",
-                         "schema": {"type": "string"}},
-                        {"name": "stage", "in": "query", "required": False,
-                         "schema": {"type": "string", "enum": list(STAGE_NAMES)}},
-                        {"name": "limit", "in": "query", "required": False,
-                         "schema": {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}},
-                        {"name": "cursor", "in": "query", "required": False,
-                         "description": "next_cursor of the previous page.", "schema": {"type": "string"}},
+                        {
+                            "name": "status",
+                            "in": "query",
+                            "required": False,
+                            "description": "Comma-separated statuses; default pending,in_review.",
+                            "schema": {"type": "string"},
+                        },
+                        {
+                            "name": "stage",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"type": "string", "enum": list(STAGE_NAMES)},
+                        },
+                        {
+                            "name": "limit",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"type": "integer", "minimum": 1, "maximum": 200, "default": 50},
+                        },
+                        {
+                            "name": "cursor",
+                            "in": "query",
+                            "required": False,
+                            "description": "next_cursor of the previous page.",
+                            "schema": {"type": "string"},
+                        },
                     ],
                     "responses": {
-                        "200": json_response("A page of stages.", {
-                            "type": "object", "required": ["items", "next_cursor"],
-                            "properties": {"items": {"type": "array", "items": ref("Stage")},
-                                           "next_cursor": NULLABLE_STRING},
-                        }),
+                        "200": json_response(
+                            "A page of stages.",
+                            {
+                                "type": "object",
+                                "required": ["items", "next_cursor"],
+                                "properties": {
+                                    "items": {"type": "array", "items": ref("Stage")},
+                                    "next_cursor": NULLABLE_STRING,
+                                },
+                            },
+                        ),
                         **errors("401", "405", "422"),
                     },
                 },
@@ -271,29 +414,44 @@ def build_spec() -> dict:
                     "operationId": "openapi",
                     "summary": "This document",
                     "security": [],
-                    "responses": {"200": json_response("The OpenAPI document.", {"type": "object"}),
-                                  **errors("405")},
+                    "responses": {
+                        "200": json_response("The OpenAPI document.", {"type": "object"}),
+                        **errors("405"),
+                    },
                 },
             },
         },
         "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
-                                           "description": "A token from `flask tokens create NAME`."}},
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "A token from `flask tokens create NAME`.",
+                }
+            },
             "schemas": {
                 "OrderInput": ORDER_INPUT,
                 "Order": ORDER_VIEW,
                 "OrderResult": {
-                    "type": "object", "required": ["result", "changed", "order"],
-                    "properties": {"result": {"type": "string", "enum": ["created", "updated", "unchanged"]},
-                                   "changed": {"type": "array", "items": {"type": "string"}},
-                                   "order": ref("Order")},
+                    "type": "object",
+                    "required": ["result", "changed", "order"],
+                    "properties": {
+                        "result": {"type": "string", "enum": ["created", "updated", "unchanged"]},
+                        "changed": {"type": "array", "items": {"type": "string"}},
+                        "order": ref("Order"),
+                    },
                 },
                 "Stage": STAGE_VIEW,
                 "StageResult": {
-                    "type": "object", "required": ["result", "stage"],
-                    "properties": {"result": {"type": "string", "enum": ["created", "resubmitted", "unchanged",
-                                                                        "approved", "already_approved"]},
-                                   "stage": ref("Stage")},
+                    "type": "object",
+                    "required": ["result", "stage"],
+                    "properties": {
+                        "result": {
+                            "type": "string",
+                            "enum": ["created", "resubmitted", "unchanged", "approved", "already_approved"],
+                        },
+                        "stage": ref("Stage"),
+                    },
                 },
                 "Asset": ASSET,
                 "Error": ERROR,

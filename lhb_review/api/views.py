@@ -1,4 +1,5 @@
-"""The API's endpoints: orders, stage submissions, stage status, approve, the waiting list, the OpenAPI document."""
+"""The API's endpoints: orders, stage submissions and status, approve, the waiting list, OpenAPI."""
+
 from __future__ import annotations
 
 import base64
@@ -16,7 +17,7 @@ from ..services import decisions, orders, outbox, submissions
 from ..services.errors import AlreadyDecided, Invalid, NotFound
 from ..stages import STAGE_NAMES, StageStatus, parse_stage
 from . import bp
-from .common import ApiError, api_actor, json_body
+from .common import api_actor, json_body
 from .openapi import build_spec
 
 STATUSES = tuple(s.value for s in StageStatus)
@@ -48,14 +49,18 @@ def order_json(order: Order, stages: list[dict]) -> dict:
         "order_details": order.order_details,
         "asset_prefix": order.asset_prefix,
         # Secrets are write-only: the pipeline sees which URLs are signed with their own secret.
-        "webhooks": [{"url": t["url"], "has_secret": "secret" in t} for t in outbox.webhook_targets(order.webhooks)],
+        "webhooks": [
+            {"url": t["url"], "has_secret": "secret" in t} for t in outbox.webhook_targets(order.webhooks)
+        ],
         "created_at": iso(order.created_at),
         "updated_at": iso(order.updated_at),
         "stages": stages,
     }
 
 
-def stage_views(pairs: list[tuple[ReviewStage | None, str, str]], orders_by_id: dict[str, Order]) -> list[dict]:
+def stage_views(
+    pairs: list[tuple[ReviewStage | None, str, str]], orders_by_id: dict[str, Order]
+) -> list[dict]:
     """Stage answers for (row or None, order_id, stage) triples, in three queries whatever their number."""
     if not pairs:
         return []
@@ -63,16 +68,19 @@ def stage_views(pairs: list[tuple[ReviewStage | None, str, str]], orders_by_id: 
     approvals = dict(
         ((a.order_id, a.stage), a.status)
         for a in db.session.execute(
-            select(Approval.order_id, Approval.stage, Approval.status)
-            .where(tuple_(Approval.order_id, Approval.stage).in_(keys))
+            select(Approval.order_id, Approval.stage, Approval.status).where(
+                tuple_(Approval.order_id, Approval.stage).in_(keys)
+            )
         )
     )
     reasons = dict(
         ((r.order_id, r.stage), r.details)
         for r in db.session.execute(
             select(AuditLog.order_id, AuditLog.stage, AuditLog.details)
-            .where(tuple_(AuditLog.order_id, AuditLog.stage).in_(keys),
-                   AuditLog.action.in_(outbox.DECISION_ACTIONS))
+            .where(
+                tuple_(AuditLog.order_id, AuditLog.stage).in_(keys),
+                AuditLog.action.in_(outbox.DECISION_ACTIONS),
+            )
             .order_by(AuditLog.order_id, AuditLog.stage, AuditLog.created_at.desc(), AuditLog.id.desc())
             .distinct(AuditLog.order_id, AuditLog.stage)
         )
@@ -82,19 +90,21 @@ def stage_views(pairs: list[tuple[ReviewStage | None, str, str]], orders_by_id: 
         details = reasons.get((order_id, stage))
         stage_reasons = details.get("reasons") if isinstance(details, dict) else None
         order = orders_by_id.get(order_id)
-        result.append({
-            "order_id": order_id,
-            "stage": stage,
-            "status": "approved" if approvals.get((order_id, stage)) == "approved" else "pending",
-            "review_status": row.status if row else None,
-            "reviewer": row.reviewer_email if row else None,
-            "notes": row.reviewer_notes if row else None,
-            "reasons": stage_reasons if isinstance(stage_reasons, list) else [],
-            "reviewed_at": iso(row.reviewed_at) if row else None,
-            "submitted_at": iso(row.created_at) if row else None,
-            "updated_at": iso(row.updated_at) if row else None,
-            "assets": order.assets_for(stage) if order else [],
-        })
+        result.append(
+            {
+                "order_id": order_id,
+                "stage": stage,
+                "status": "approved" if approvals.get((order_id, stage)) == "approved" else "pending",
+                "review_status": row.status if row else None,
+                "reviewer": row.reviewer_email if row else None,
+                "notes": row.reviewer_notes if row else None,
+                "reasons": stage_reasons if isinstance(stage_reasons, list) else [],
+                "reviewed_at": iso(row.reviewed_at) if row else None,
+                "submitted_at": iso(row.created_at) if row else None,
+                "updated_at": iso(row.updated_at) if row else None,
+                "assets": order.assets_for(stage) if order else [],
+            }
+        )
     return result
 
 
@@ -118,7 +128,9 @@ def stage_json(order_id: str, stage: str) -> dict:
         select(ReviewStage).where(ReviewStage.order_id == order_id, ReviewStage.stage_name == stage)
     )
     if order is None and row is None:
-        imported = db.session.scalar(select(Approval.id).where(Approval.order_id == order_id, Approval.stage == stage))
+        imported = db.session.scalar(
+            select(Approval.id).where(Approval.order_id == order_id, Approval.stage == stage)
+        )
         if imported is None:
             raise NotFound(f"There is no order {order_id}.", order_id=order_id)
     return stage_views([(row, order_id, stage)], {order_id: order} if order else {})[0]
@@ -130,7 +142,9 @@ def put_order(order_id: str):
     outcome = orders.upsert(api_actor(), order_id, body)
     db.session.expire_all()
     order = load_order(order_id)
-    response = jsonify({"result": outcome.result, "changed": list(outcome.changed), "order": full_order_json(order)})
+    response = jsonify(
+        {"result": outcome.result, "changed": list(outcome.changed), "order": full_order_json(order)}
+    )
     response.status_code = 201 if outcome.result == "created" else 200
     response.headers["Location"] = url_for("api.get_order", order_id=order_id)
     return response
@@ -204,7 +218,9 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
             raise ValueError("naive")
         return parsed, uuid.UUID(row_id)
     except (ValueError, TypeError, binascii.Error, UnicodeDecodeError, AttributeError):
-        raise Invalid("The cursor is not one this API gave out.", {"cursor": "Use next_cursor as given."}) from None
+        raise Invalid(
+            "The cursor is not one this API gave out.", {"cursor": "Use next_cursor as given."}
+        ) from None
 
 
 def parse_list_args() -> tuple[list[str], str | None, int, tuple[datetime, uuid.UUID] | None]:
@@ -237,12 +253,18 @@ def list_stages():
         query = query.where(ReviewStage.stage_name == stage)
     if after:
         created, row_id = after
-        query = query.where(or_(ReviewStage.created_at > created,
-                                and_(ReviewStage.created_at == created, ReviewStage.id > row_id)))
+        query = query.where(
+            or_(
+                ReviewStage.created_at > created,
+                and_(ReviewStage.created_at == created, ReviewStage.id > row_id),
+            )
+        )
     rows = db.session.scalars(query.order_by(ReviewStage.created_at, ReviewStage.id).limit(limit + 1)).all()
     page, more = rows[:limit], len(rows) > limit
     order_ids = {r.order_id for r in page}
-    orders_by_id = {o.order_id: o for o in db.session.scalars(select(Order).where(Order.order_id.in_(order_ids)))}
+    orders_by_id = {
+        o.order_id: o for o in db.session.scalars(select(Order).where(Order.order_id.in_(order_ids)))
+    }
     items = stage_views([(r, r.order_id, r.stage_name) for r in page], orders_by_id)
     for item in items:
         order = orders_by_id.get(item["order_id"])

@@ -1,4 +1,5 @@
 """`flask tokens`, `flask webhooks` and `flask import-approvals`: the pipeline's side of the command line."""
+
 from __future__ import annotations
 
 import signal
@@ -72,8 +73,9 @@ def webhooks_deliver(once: bool) -> None:
     """Send due deliveries with retries; runs until stopped (SIGTERM or Ctrl-C finish the current batch)."""
     settings = webhooks.WebhookSettings.from_config(current_app.config)
     if not settings.secret:
-        click.secho("WEBHOOK_SECRET is not set: only URLs with their own secret can be signed.", fg="yellow",
-                    err=True)
+        click.secho(
+            "WEBHOOK_SECRET is not set: only URLs with their own secret can be signed.", fg="yellow", err=True
+        )
     worker = webhooks.worker_name()
     if once:
         sent = webhooks.drain(settings, worker)
@@ -113,6 +115,8 @@ def import_approvals(path: Path, apply_changes: bool) -> None:
         click.echo(line)
     for problem in report.errors:
         click.secho(f"error: {problem}", fg="red", err=True)
-    click.echo(("" if apply_changes else "Dry run (nothing written; add --apply to write): ") + report.summary())
+    click.echo(
+        ("" if apply_changes else "Dry run (nothing written; add --apply to write): ") + report.summary()
+    )
     if report.errors:
         sys.exit(1)

@@ -1,4 +1,5 @@
 """Pipeline integration tables: API tokens, and the webhook outbox (deliveries and their attempts)."""
+
 from __future__ import annotations
 
 import uuid

@@ -98,7 +98,7 @@ def approve(actor: Actor, order_id: str, stage: str, notes: str | None = None) -
         _set_decision(row, StageStatus.APPROVED, actor, notes)
         upsert_approval(order_id, parsed, status="approved", reviewer=actor.email, notes=notes)
         _audit(actor, "stage_approved", row, before, notes)
-        outbox.enqueue(row.order_id, row.stage_name, "stage_approved", {"status_before": before, "actor": actor.email})
+        outbox.enqueue(row.order_id, row.stage_name, "stage_approved", {"status_before": before})
     return row
 
 
@@ -121,7 +121,7 @@ def reject(actor: Actor, order_id: str, stage: str, notes: str | None) -> Review
         _set_decision(row, StageStatus.REJECTED, actor, notes)
         upsert_approval(order_id, parsed, status="pending", reviewer=actor.email, notes=notes)
         _audit(actor, "stage_rejected", row, before, notes)
-        outbox.enqueue(row.order_id, row.stage_name, "stage_rejected", {"status_before": before, "actor": actor.email})
+        outbox.enqueue(row.order_id, row.stage_name, "stage_rejected", {"status_before": before})
     return row
 
 
@@ -145,5 +145,5 @@ def reopen(actor: Actor, order_id: str, stage: str, notes: str | None = None) ->
         row.reviewer_notes = notes
         upsert_approval(order_id, parsed, status="pending", reviewer=actor.email, notes=notes)
         _audit(actor, "stage_reopened", row, before, notes)
-        outbox.enqueue(row.order_id, row.stage_name, "stage_reopened", {"status_before": before, "actor": actor.email})
+        outbox.enqueue(row.order_id, row.stage_name, "stage_reopened", {"status_before": before})
     return row

@@ -6,6 +6,7 @@ Each entry is ``{status, approved_at | approvedAt, reviewer | reviewer_email, no
 as or newer than its own time, so a second run changes nothing. A file that does not parse is reported
 by name, line and column; an entry that is not valid by name and JSON path; the rest is still imported.
 """
+
 from __future__ import annotations
 
 import json
@@ -52,8 +53,10 @@ class Report:
 
     def summary(self) -> str:
         verb = "imported" if self.applied else "to import"
-        return (f"{self.counts['import']} {verb}, {self.counts['unchanged']} already up to date, "
-                f"{self.counts['newer']} skipped (newer decision in the database), {len(self.errors)} errors")
+        return (
+            f"{self.counts['import']} {verb}, {self.counts['unchanged']} already up to date, "
+            f"{self.counts['newer']} skipped (newer decision in the database), {len(self.errors)} errors"
+        )
 
 
 def files_at(path: Path) -> list[Path]:
@@ -130,7 +133,9 @@ def read_file(path: Path) -> tuple[list[Entry], list[str]]:
     entries, errors = [], []
     for order_id, stages in data.items():
         if not isinstance(stages, dict):
-            errors.append(f"{name}: $[{json.dumps(order_id)}]: expected an object mapping stages to approvals")
+            errors.append(
+                f"{name}: $[{json.dumps(order_id)}]: expected an object mapping stages to approvals"
+            )
             continue
         for stage, raw in stages.items():
             entry, problem = parse_entry(name, order_id, stage, raw)
@@ -143,12 +148,16 @@ def read_file(path: Path) -> tuple[list[Entry], list[str]]:
 
 def database_decision(entry: Entry) -> tuple[Approval | None, ReviewStage | None]:
     approval = db.session.scalar(
-        select(Approval).where(Approval.order_id == entry.order_id, Approval.stage == entry.stage)
-        .with_for_update().execution_options(populate_existing=True)
+        select(Approval)
+        .where(Approval.order_id == entry.order_id, Approval.stage == entry.stage)
+        .with_for_update()
+        .execution_options(populate_existing=True)
     )
     stage = db.session.scalar(
-        select(ReviewStage).where(ReviewStage.order_id == entry.order_id, ReviewStage.stage_name == entry.stage)
-        .with_for_update().execution_options(populate_existing=True)
+        select(ReviewStage)
+        .where(ReviewStage.order_id == entry.order_id, ReviewStage.stage_name == entry.stage)
+        .with_for_update()
+        .execution_options(populate_existing=True)
     )
     return approval, stage
 
@@ -158,10 +167,16 @@ def plan(entry: Entry, approval: Approval | None, stage: ReviewStage | None) -> 
     if entry.status == "pending":
         # A pending entry has no time of its own: it only fills a gap and never undoes anything.
         return "unchanged" if approval is not None or stage is not None else "import"
-    if approval is not None and approval.status == "approved" and approval.approved_at == entry.approved_at \
-            and approval.reviewer_email == entry.reviewer:
+    if (
+        approval is not None
+        and approval.status == "approved"
+        and approval.approved_at == entry.approved_at
+        and approval.reviewer_email == entry.reviewer
+    ):
         return "unchanged"
-    times = [t for t in (approval.updated_at if approval else None, stage.reviewed_at if stage else None) if t]
+    times = [
+        t for t in (approval.updated_at if approval else None, stage.reviewed_at if stage else None) if t
+    ]
     if approval is not None and approval.approved_at:
         times.append(approval.approved_at)
     if times and max(times) >= entry.approved_at:
@@ -171,26 +186,42 @@ def plan(entry: Entry, approval: Approval | None, stage: ReviewStage | None) -> 
 
 def apply(entry: Entry, approval: Approval | None, stage: ReviewStage | None) -> None:
     """Write one entry: the approvals row (with the file's time), the stage when it exists, the audit row."""
-    values = dict(order_id=entry.order_id, stage=entry.stage, status=entry.status, approved_at=entry.approved_at,
-                  reviewer_email=entry.reviewer, reviewer_notes=entry.notes)
+    values = dict(
+        order_id=entry.order_id,
+        stage=entry.stage,
+        status=entry.status,
+        approved_at=entry.approved_at,
+        reviewer_email=entry.reviewer,
+        reviewer_notes=entry.notes,
+    )
     stmt = insert(Approval).values(**values)
-    db.session.execute(stmt.on_conflict_do_update(
-        index_elements=[Approval.order_id, Approval.stage],
-        set_={k: stmt.excluded[k] for k in ("status", "approved_at", "reviewer_email", "reviewer_notes")},
-    ))
+    db.session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[Approval.order_id, Approval.stage],
+            set_={k: stmt.excluded[k] for k in ("status", "approved_at", "reviewer_email", "reviewer_notes")},
+        )
+    )
     stage_before = stage.status if stage else None
     if stage is not None and entry.status == "approved":
         stage.status = StageStatus.APPROVED.value
         stage.reviewed_at = entry.approved_at
         stage.reviewer_email = entry.reviewer
         stage.reviewer_notes = entry.notes
-    audit.record(Actor(email=entry.reviewer, kind="system"), "approval_imported", order_id=entry.order_id,
-                 stage=entry.stage, details={
-                     "source": Path(entry.source).name, "position": entry.path, "status": entry.status,
-                     "approved_at": entry.approved_at.isoformat() if entry.approved_at else None,
-                     "notes": entry.notes, "approval_before": approval.status if approval else None,
-                     "stage_status_before": stage_before,
-                 })
+    audit.record(
+        Actor(email=entry.reviewer, kind="system"),
+        "approval_imported",
+        order_id=entry.order_id,
+        stage=entry.stage,
+        details={
+            "source": Path(entry.source).name,
+            "position": entry.path,
+            "status": entry.status,
+            "approved_at": entry.approved_at.isoformat() if entry.approved_at else None,
+            "notes": entry.notes,
+            "approval_before": approval.status if approval else None,
+            "stage_status_before": stage_before,
+        },
+    )
 
 
 def run(path: Path, *, apply_changes: bool = False) -> Report:
@@ -210,8 +241,13 @@ def run(path: Path, *, apply_changes: bool = False) -> Report:
                 if action == "import" and apply_changes:
                     apply(entry, approval, stage)
             report.counts[action] += 1
-            label = {"import": "import" if not apply_changes else "imported", "unchanged": "unchanged",
-                     "newer": "skipped, newer decision in the database"}[action]
-            report.lines.append(f"{label:<40} {entry.order_id} {entry.stage} {entry.status} "
-                                f"({Path(entry.source).name} {entry.path})")
+            label = {
+                "import": "import" if not apply_changes else "imported",
+                "unchanged": "unchanged",
+                "newer": "skipped, newer decision in the database",
+            }[action]
+            report.lines.append(
+                f"{label:<40} {entry.order_id} {entry.stage} {entry.status} "
+                f"({Path(entry.source).name} {entry.path})"
+            )
     return report

@@ -1,12 +1,12 @@
 """Orders from the pipeline: validated field by field and upserted idempotently, with an audit row."""
+
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
-
-import math
 
 from sqlalchemy import null, select
 from sqlalchemy.dialects.postgresql import insert
@@ -22,23 +22,49 @@ PLATFORMS = ("shopify", "amazon", "etsy", "direct")
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 ORDER_ID_RE = re.compile(r"^[A-Za-z0-9#][A-Za-z0-9#._:\-]{0,254}$")
 STATUS_RE = re.compile(r"^[a-z][a-z0-9_]{0,49}$")
-REQUIRED = ("platform", "project", "customer_first_name", "customer_last_name", "customer_email", "order_date")
+REQUIRED = (
+    "platform",
+    "project",
+    "customer_first_name",
+    "customer_last_name",
+    "customer_email",
+    "order_date",
+)
 # field -> maximum length, for the plain text fields
 TEXT_FIELDS = {
-    "amazon_order_id": 255, "project": 100, "customer_first_name": 100, "customer_last_name": 100,
-    "character_hash": 100, "character_path": 500, "template_path": 500, "asset_prefix": 500,
+    "amazon_order_id": 255,
+    "project": 100,
+    "customer_first_name": 100,
+    "customer_last_name": 100,
+    "character_hash": 100,
+    "character_path": 500,
+    "template_path": 500,
+    "asset_prefix": 500,
 }
 DATE_FIELDS = ("order_date", "ai_generation_started_at")
 JSON_FIELDS = ("character_specs", "book_specs", "order_details")
-FIELDS = (REQUIRED + ("status", "amazon_order_id", "ai_generation_started_at", "character_hash", "character_path",
-                      "template_path", "character_specs", "book_specs", "order_details", "asset_prefix", "webhooks"))
+FIELDS = REQUIRED + (
+    "status",
+    "amazon_order_id",
+    "ai_generation_started_at",
+    "character_hash",
+    "character_path",
+    "template_path",
+    "character_specs",
+    "book_specs",
+    "order_details",
+    "asset_prefix",
+    "webhooks",
+)
 DEFAULT_STATUS = "received"
 
 
 def validate_order_id(order_id: str) -> str:
     if not isinstance(order_id, str) or not ORDER_ID_RE.match(order_id):
-        raise Invalid("Order ids are 1-255 letters, digits, '#', '.', '_', ':' or '-'.",
-                      {"order_id": "1-255 letters, digits, '#', '.', '_', ':' or '-'."})
+        raise Invalid(
+            "Order ids are 1-255 letters, digits, '#', '.', '_', ':' or '-'.",
+            {"order_id": "1-255 letters, digits, '#', '.', '_', ':' or '-'."},
+        )
     return order_id
 
 
@@ -124,7 +150,12 @@ def validate_order(body: Any) -> dict[str, Any]:
         errors["amazon_order_id"] = "Required for Amazon orders."
     email = body.get("customer_email")
     if email not in (None, ""):
-        if not isinstance(email, str) or len(email) > 255 or not storable(email) or not EMAIL_RE.match(email.strip()):
+        if (
+            not isinstance(email, str)
+            or len(email) > 255
+            or not storable(email)
+            or not EMAIL_RE.match(email.strip())
+        ):
             errors["customer_email"] = "A valid e-mail address."
         else:
             values["customer_email"] = email.strip()
@@ -184,16 +215,24 @@ def upsert(actor: Actor, order_id: str, body: Any) -> Upsert:
     values = validate_order(body)
     with transaction():
         created = db.session.scalars(
-            insert(Order).values(order_id=order_id, **{k: db_value(k, v) for k, v in values.items()})
-            .on_conflict_do_nothing(index_elements=[Order.order_id]).returning(Order),
+            insert(Order)
+            .values(order_id=order_id, **{k: db_value(k, v) for k, v in values.items()})
+            .on_conflict_do_nothing(index_elements=[Order.order_id])
+            .returning(Order),
             execution_options={"populate_existing": True},
         ).one_or_none()
         if created is not None:
-            audit.record(actor, "order_created", order_id=order_id,
-                         details={"platform": values["platform"], "project": values["project"]})
+            audit.record(
+                actor,
+                "order_created",
+                order_id=order_id,
+                details={"platform": values["platform"], "project": values["project"]},
+            )
             return Upsert(created, "created", tuple(values))
         order = db.session.scalars(
-            select(Order).where(Order.order_id == order_id).with_for_update()
+            select(Order)
+            .where(Order.order_id == order_id)
+            .with_for_update()
             .execution_options(populate_existing=True)
         ).one()
         changed = tuple(name for name, value in values.items() if not same(getattr(order, name), value))

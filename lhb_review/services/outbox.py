@@ -4,6 +4,7 @@ Callback URLs live in ``orders.webhooks`` as a list whose items are either a URL
 ``{"url": ..., "secret": ...}`` (the secret, when given, signs that URL's deliveries instead of
 WEBHOOK_SECRET). Nothing is sent from here: ``services.webhooks`` delivers what is written here.
 """
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -57,7 +58,9 @@ def parse_webhooks(value: Any) -> tuple[list[dict[str, str]] | None, dict[str, s
         entry["url"] = url
         if secret is not None:
             if not isinstance(secret, str) or not MIN_SECRET <= len(secret) <= MAX_SECRET or "\x00" in secret:
-                errors[f"{where}.secret"] = f"A secret is a string of {MIN_SECRET} to {MAX_SECRET} characters."
+                errors[f"{where}.secret"] = (
+                    f"A secret is a string of {MIN_SECRET} to {MAX_SECRET} characters."
+                )
                 continue
             entry["secret"] = secret
         result.append(entry)
@@ -123,7 +126,9 @@ def stage_snapshot(order_id: str, stage: str) -> dict[str, Any]:
     row = db.session.scalar(
         select(ReviewStage).where(ReviewStage.order_id == order_id, ReviewStage.stage_name == stage)
     )
-    approval = db.session.scalar(select(Approval.status).where(Approval.order_id == order_id, Approval.stage == stage))
+    approval = db.session.scalar(
+        select(Approval.status).where(Approval.order_id == order_id, Approval.stage == stage)
+    )
     return {
         "status": "approved" if approval == "approved" else "pending",
         "review_status": row.status if row else None,
@@ -134,7 +139,9 @@ def stage_snapshot(order_id: str, stage: str) -> dict[str, Any]:
     }
 
 
-def enqueue(order_id: str, stage: str | None, event: str, payload: dict[str, Any] | None = None) -> list[WebhookDelivery]:
+def enqueue(
+    order_id: str, stage: str | None, event: str, payload: dict[str, Any] | None = None
+) -> list[WebhookDelivery]:
     """Write one delivery per callback URL of the order into the current transaction (nothing is sent here).
 
     The payload carries the event, the order, the stage's state after the change and ``payload``'s

@@ -4,6 +4,7 @@ A stage's assets live in ``orders.r2_assets[stage]`` as a list of {key, label, c
 Two submissions carry the same assets when their sets of (key, sha256) are equal; labels and order
 do not matter.
 """
+
 from __future__ import annotations
 
 import re
@@ -53,9 +54,17 @@ def validate_assets(value: Any) -> list[dict[str, str]]:
             continue
         key, label = item.get("key"), item.get("label")
         content_type, sha = item.get("content_type"), item.get("sha256")
-        if not isinstance(key, str) or not key or len(key) > MAX_KEY or key.startswith("/") \
-                or ".." in key.split("/") or any(ord(c) < 32 or c == "\\" for c in key):
-            errors[f"{where}.key"] = f"A relative storage key (no '..', no leading '/'), at most {MAX_KEY} characters."
+        if (
+            not isinstance(key, str)
+            or not key
+            or len(key) > MAX_KEY
+            or key.startswith("/")
+            or ".." in key.split("/")
+            or any(ord(c) < 32 or c == "\\" for c in key)
+        ):
+            errors[f"{where}.key"] = (
+                f"A relative storage key (no '..', no leading '/'), at most {MAX_KEY} characters."
+            )
         elif key in seen:
             errors[f"{where}.key"] = "This key is listed twice."
         if label is not None and (not isinstance(label, str) or len(label) > MAX_LABEL or "\x00" in label):
@@ -67,8 +76,14 @@ def validate_assets(value: Any) -> list[dict[str, str]]:
         if isinstance(key, str):
             seen.add(key)
         if not any(k.startswith(where) for k in errors):
-            result.append({"key": key, "label": label or key.rsplit("/", 1)[-1], "content_type": content_type,
-                           "sha256": sha})
+            result.append(
+                {
+                    "key": key,
+                    "label": label or key.rsplit("/", 1)[-1],
+                    "content_type": content_type,
+                    "sha256": sha,
+                }
+            )
     if errors:
         raise Invalid("Some assets are not valid.", errors)
     return result
@@ -81,19 +96,39 @@ def void_approval(actor: Actor, row: ReviewStage, *, reason: str, old_assets: li
     an ``approval_voided`` audit row saying why (with the old and new assets) and an outbox event.
     """
     before = row.status
-    previous = {"reviewer": row.reviewer_email, "reviewed_at": outbox.isoformat(row.reviewed_at),
-                "notes": row.reviewer_notes}
+    previous = {
+        "reviewer": row.reviewer_email,
+        "reviewed_at": outbox.isoformat(row.reviewed_at),
+        "notes": row.reviewer_notes,
+    }
     row.status = StageStatus.PENDING.value
     row.reviewed_at = None
     row.reviewer_email = None
     row.reviewer_notes = None
-    upsert_approval(row.order_id, parse_stage(row.stage_name), status="pending", reviewer=actor.email,
-                    notes=f"Approval voided: {reason}")
-    audit.record(actor, "approval_voided", order_id=row.order_id, stage=row.stage_name, details={
-        "status_before": before, "status_after": row.status, "reason": reason,
-        "previous_decision": previous, "assets_before": old_assets, "assets_after": new_assets,
-    })
-    outbox.enqueue(row.order_id, row.stage_name, "approval_voided", {"reason": reason, "previous_decision": previous})
+    upsert_approval(
+        row.order_id,
+        parse_stage(row.stage_name),
+        status="pending",
+        reviewer=actor.email,
+        notes=f"Approval voided: {reason}",
+    )
+    audit.record(
+        actor,
+        "approval_voided",
+        order_id=row.order_id,
+        stage=row.stage_name,
+        details={
+            "status_before": before,
+            "status_after": row.status,
+            "reason": reason,
+            "previous_decision": previous,
+            "assets_before": old_assets,
+            "assets_after": new_assets,
+        },
+    )
+    outbox.enqueue(
+        row.order_id, row.stage_name, "approval_voided", {"reason": reason, "previous_decision": previous}
+    )
 
 
 @dataclass(frozen=True)
@@ -115,15 +150,20 @@ def submit(actor: Actor, order_id: str, stage: str, assets: Any) -> Submission:
     with transaction():
         # The order row lock serialises submissions of one order (they rewrite the same r2_assets value).
         order = db.session.scalars(
-            select(Order).where(Order.order_id == order_id).with_for_update()
+            select(Order)
+            .where(Order.order_id == order_id)
+            .with_for_update()
             .execution_options(populate_existing=True)
         ).one_or_none()
         if order is None:
-            raise NotFound(f"There is no order {order_id}; create it with PUT /api/v1/orders/{order_id} first.")
+            raise NotFound(
+                f"There is no order {order_id}; create it with PUT /api/v1/orders/{order_id} first."
+            )
         row = db.session.scalars(
             select(ReviewStage)
             .where(ReviewStage.order_id == order_id, ReviewStage.stage_name == parsed.value)
-            .with_for_update().execution_options(populate_existing=True)
+            .with_for_update()
+            .execution_options(populate_existing=True)
         ).one_or_none()
         old_assets = order.assets_for(parsed.value)
         if row is not None and fingerprint(old_assets) == fingerprint(new_assets):
@@ -136,15 +176,30 @@ def submit(actor: Actor, order_id: str, stage: str, assets: Any) -> Submission:
         else:
             result, before = "resubmitted", row.status
             if before == StageStatus.APPROVED:
-                void_approval(actor, row, reason="The pipeline submitted different assets.",
-                              old_assets=old_assets, new_assets=new_assets)
+                void_approval(
+                    actor,
+                    row,
+                    reason="The pipeline submitted different assets.",
+                    old_assets=old_assets,
+                    new_assets=new_assets,
+                )
             elif before != StageStatus.PENDING:
                 row.status = StageStatus.PENDING.value
                 row.reviewed_at = None
                 row.reviewer_email = None
                 row.reviewer_notes = None
-        audit.record(actor, "stage_submitted", order_id=order_id, stage=parsed.value, details={
-            "result": result, "status_before": before, "status_after": StageStatus.PENDING.value,
-            "assets": len(new_assets), "assets_before": old_assets if before else None, "assets_after": new_assets,
-        })
+        audit.record(
+            actor,
+            "stage_submitted",
+            order_id=order_id,
+            stage=parsed.value,
+            details={
+                "result": result,
+                "status_before": before,
+                "status_after": StageStatus.PENDING.value,
+                "assets": len(new_assets),
+                "assets_before": old_assets if before else None,
+                "assets_after": new_assets,
+            },
+        )
     return Submission(row, result)

@@ -1,4 +1,5 @@
 """API tokens of the pipeline: created once (only the hash is kept), listed, revoked, checked per request."""
+
 from __future__ import annotations
 
 import hashlib
@@ -46,8 +47,12 @@ def create(actor: Actor, name: str) -> tuple[ApiToken, str]:
     with transaction():
         if db.session.scalar(select(ApiToken.id).where(ApiToken.name == name)) is not None:
             raise Conflict(f"A token named {name!r} already exists; pick another name or revoke it.")
-        row = ApiToken(name=name, token_hash=hash_token(token), prefix=token[: len(TOKEN_PREFIX) + 6],
-                       created_by=actor.email)
+        row = ApiToken(
+            name=name,
+            token_hash=hash_token(token),
+            prefix=token[: len(TOKEN_PREFIX) + 6],
+            created_by=actor.email,
+        )
         db.session.add(row)
         audit.record(actor, "api_token_created", details={"name": name, "prefix": row.prefix})
     return row, token
@@ -64,7 +69,9 @@ def revoke(actor: Actor, name: str) -> ApiToken:
     """
     with transaction():
         row = db.session.scalar(
-            select(ApiToken).where(ApiToken.name == (name or "").strip()).with_for_update()
+            select(ApiToken)
+            .where(ApiToken.name == (name or "").strip())
+            .with_for_update()
             .execution_options(populate_existing=True)
         )
         if row is None:

@@ -5,6 +5,7 @@ transaction, sends outside any transaction, then records the outcome. Several wo
 the same delivery at once; a worker that dies mid-delivery leaves its lease to expire, after which
 the delivery is sent again with the same idempotency key (the delivery id), so receivers de-duplicate.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -67,8 +68,15 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
     return "sha256=" + mac.hexdigest()
 
 
-def verify(secret: str, timestamp: str, body: bytes, signature: str, *, tolerance: int = 300,
-           now: float | None = None) -> bool:
+def verify(
+    secret: str,
+    timestamp: str,
+    body: bytes,
+    signature: str,
+    *,
+    tolerance: int = 300,
+    now: float | None = None,
+) -> bool:
     """What a receiver does: check the signature and that the timestamp is recent (replay protection)."""
     try:
         age = abs((now if now is not None else time.time()) - int(timestamp))
@@ -126,8 +134,14 @@ def claim(worker: str, settings: WebhookSettings, limit: int | None = None) -> l
                 locked_by=worker,
                 locked_until=func.now() + func.make_interval(0, 0, 0, 0, 0, 0, settings.lease),
             )
-            .returning(WebhookDelivery.id, WebhookDelivery.order_id, WebhookDelivery.event, WebhookDelivery.url,
-                       WebhookDelivery.payload, WebhookDelivery.attempts)
+            .returning(
+                WebhookDelivery.id,
+                WebhookDelivery.order_id,
+                WebhookDelivery.event,
+                WebhookDelivery.url,
+                WebhookDelivery.payload,
+                WebhookDelivery.attempts,
+            )
         ).all()
         if not rows:
             return []
@@ -136,8 +150,11 @@ def claim(worker: str, settings: WebhookSettings, limit: int | None = None) -> l
         db.session.execute(
             update(WebhookAttempt)
             .where(WebhookAttempt.delivery_id.in_(ids), WebhookAttempt.finished_at.is_(None))
-            .values(finished_at=func.now(), outcome="abandoned",
-                    error="The worker stopped before recording an outcome (lease expired).")
+            .values(
+                finished_at=func.now(),
+                outcome="abandoned",
+                error="The worker stopped before recording an outcome (lease expired).",
+            )
         )
         claimed = []
         for r in rows:
@@ -162,8 +179,9 @@ def send(delivery: Claimed, settings: WebhookSettings, session: requests.Session
     db.session.rollback()  # the secret lookup must not keep a transaction open while the request runs
     if not secret:
         return Outcome(False, error="No signing secret: set WEBHOOK_SECRET or give this URL a secret.")
-    body = json.dumps({"delivery_id": str(delivery.id), **delivery.payload}, separators=(",", ":"),
-                      sort_keys=True).encode()
+    body = json.dumps(
+        {"delivery_id": str(delivery.id), **delivery.payload}, separators=(",", ":"), sort_keys=True
+    ).encode()
     timestamp = str(int(time.time()))
     headers = {
         "Content-Type": "application/json",
@@ -176,30 +194,46 @@ def send(delivery: Claimed, settings: WebhookSettings, session: requests.Session
     }
     started = time.monotonic()
     try:
-        response = session.post(delivery.url, data=body, headers=headers, timeout=settings.timeout,
-                                allow_redirects=False)
+        response = session.post(
+            delivery.url, data=body, headers=headers, timeout=settings.timeout, allow_redirects=False
+        )
     except requests.RequestException as exc:
-        return Outcome(False, error=f"{type(exc).__name__}: {exc}"[:1000],
-                       duration_ms=int((time.monotonic() - started) * 1000))
+        return Outcome(
+            False,
+            error=f"{type(exc).__name__}: {exc}"[:1000],
+            duration_ms=int((time.monotonic() - started) * 1000),
+        )
     duration = int((time.monotonic() - started) * 1000)
     text_body = response.text[:MAX_RESPONSE_KEPT]
     if 200 <= response.status_code < 300:
         return Outcome(True, response.status_code, body=text_body, duration_ms=duration)
-    return Outcome(False, response.status_code, error=f"HTTP {response.status_code}", body=text_body,
-                   duration_ms=duration)
+    return Outcome(
+        False,
+        response.status_code,
+        error=f"HTTP {response.status_code}",
+        body=text_body,
+        duration_ms=duration,
+    )
 
 
 def record(delivery: Claimed, outcome: Outcome, settings: WebhookSettings, worker: str) -> str:
     """Close the attempt and move the delivery on: delivered, retried later (backoff), or failed for good."""
     with transaction():
         row = db.session.scalar(
-            select(WebhookDelivery).where(WebhookDelivery.id == delivery.id).with_for_update()
+            select(WebhookDelivery)
+            .where(WebhookDelivery.id == delivery.id)
+            .with_for_update()
             .execution_options(populate_existing=True)
         )
         db.session.execute(
-            update(WebhookAttempt).where(WebhookAttempt.id == delivery.attempt_id).values(
-                finished_at=func.now(), outcome="delivered" if outcome.ok else "failed",
-                status_code=outcome.status_code, error=outcome.error, response_body=outcome.body,
+            update(WebhookAttempt)
+            .where(WebhookAttempt.id == delivery.attempt_id)
+            .values(
+                finished_at=func.now(),
+                outcome="delivered" if outcome.ok else "failed",
+                status_code=outcome.status_code,
+                error=outcome.error,
+                response_body=outcome.body,
                 duration_ms=outcome.duration_ms,
             )
         )
@@ -219,7 +253,9 @@ def record(delivery: Claimed, outcome: Outcome, settings: WebhookSettings, worke
             row.last_error = outcome.error
         else:
             row.last_error = outcome.error
-            row.next_attempt_at = datetime.now(timezone.utc) + timedelta(seconds=backoff(row.attempts, settings))
+            row.next_attempt_at = datetime.now(timezone.utc) + timedelta(
+                seconds=backoff(row.attempts, settings)
+            )
         return row.status
 
 
@@ -229,8 +265,14 @@ def deliver_batch(settings: WebhookSettings, worker: str, session: requests.Sess
     for delivery in batch:
         outcome = send(delivery, settings, session)
         status = record(delivery, outcome, settings, worker)
-        log.info("webhook %s (%s) to %s, attempt %s: %s", delivery.id, delivery.event, delivery.url,
-                 delivery.attempt, "delivered" if outcome.ok else f"{outcome.error}; now {status}")
+        log.info(
+            "webhook %s (%s) to %s, attempt %s: %s",
+            delivery.id,
+            delivery.event,
+            delivery.url,
+            delivery.attempt,
+            "delivered" if outcome.ok else f"{outcome.error}; now {status}",
+        )
     return len(batch)
 
 
@@ -253,13 +295,24 @@ def retry_now(actor: Actor, delivery_id: uuid.UUID) -> WebhookDelivery | None:
     Audited ``webhook_retry_requested``; a delivered one is left alone.
     """
     with transaction():
-        row = db.session.scalar(select(WebhookDelivery).where(WebhookDelivery.id == delivery_id).with_for_update())
+        row = db.session.scalar(
+            select(WebhookDelivery).where(WebhookDelivery.id == delivery_id).with_for_update()
+        )
         if row is None or row.status == "delivered":
             return row
-        audit.record(actor, "webhook_retry_requested", order_id=row.order_id, stage=row.stage, details={
-            "delivery_id": str(row.id), "event": row.event, "url": row.url, "status_before": row.status,
-            "attempts": row.attempts,
-        })
+        audit.record(
+            actor,
+            "webhook_retry_requested",
+            order_id=row.order_id,
+            stage=row.stage,
+            details={
+                "delivery_id": str(row.id),
+                "event": row.event,
+                "url": row.url,
+                "status_before": row.status,
+                "attempts": row.attempts,
+            },
+        )
         row.status = "pending"
         row.next_attempt_at = func.now()
     return row

@@ -1,4 +1,5 @@
 """Admin pages of the webhook outbox: deliveries, their attempts, and a retry button."""
+
 from __future__ import annotations
 
 import uuid
@@ -32,19 +33,32 @@ def index():
     before = parse_before(request.args.get("before"))
     if before:
         created, row_id = before
-        query = query.where(or_(WebhookDelivery.created_at < created,
-                                and_(WebhookDelivery.created_at == created, WebhookDelivery.id < row_id)))
+        query = query.where(
+            or_(
+                WebhookDelivery.created_at < created,
+                and_(WebhookDelivery.created_at == created, WebhookDelivery.id < row_id),
+            )
+        )
     rows = db.session.scalars(
         query.order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id.desc()).limit(PAGE + 1)
     ).all()
-    counts = dict(db.session.execute(
-        select(WebhookDelivery.status, func.count()).group_by(WebhookDelivery.status)
-    ).all())
+    counts = dict(
+        db.session.execute(
+            select(WebhookDelivery.status, func.count()).group_by(WebhookDelivery.status)
+        ).all()
+    )
     more = len(rows) > PAGE
     rows = rows[:PAGE]
     next_before = f"{rows[-1].created_at.isoformat()}_{rows[-1].id}" if more else None
-    return render_template("deliveries/index.html", rows=rows, counts=counts, status=status, order_id=order_id,
-                           statuses=STATUSES, next_before=next_before)
+    return render_template(
+        "deliveries/index.html",
+        rows=rows,
+        counts=counts,
+        status=status,
+        order_id=order_id,
+        statuses=STATUSES,
+        next_before=next_before,
+    )
 
 
 def parse_before(value: str | None) -> tuple[datetime, uuid.UUID] | None:

@@ -4,6 +4,7 @@ Revision ID: 0004_pipeline_api
 Revises: 0002_users
 Create Date: 2026-11-25
 """
+
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql as pg
@@ -40,7 +41,9 @@ def upgrade():
         sa.Column("event", sa.String(100), nullable=False),
         sa.Column("url", sa.String(2000), nullable=False),
         sa.Column("payload", pg.JSONB(), nullable=False),
-        sa.Column("status", sa.String(20), server_default=sa.text("'pending'::character varying"), nullable=False),
+        sa.Column(
+            "status", sa.String(20), server_default=sa.text("'pending'::character varying"), nullable=False
+        ),
         sa.Column("attempts", sa.Integer(), server_default=sa.text("0"), nullable=False),
         sa.Column("next_attempt_at", sa.DateTime(timezone=True), server_default=NOW, nullable=False),
         sa.Column("locked_until", sa.DateTime(timezone=True), nullable=True),
@@ -50,10 +53,16 @@ def upgrade():
         sa.Column("created_at", sa.DateTime(timezone=True), server_default=NOW, nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), server_default=NOW, nullable=False),
         sa.PrimaryKeyConstraint("id", name="webhook_deliveries_pkey"),
-        sa.CheckConstraint("status IN ('pending', 'delivered', 'failed')", name="ck_webhook_deliveries_status"),
+        sa.CheckConstraint(
+            "status IN ('pending', 'delivered', 'failed')", name="ck_webhook_deliveries_status"
+        ),
     )
-    op.create_index("ix_webhook_deliveries_due", "webhook_deliveries", ["next_attempt_at"],
-                    postgresql_where=sa.text("status = 'pending'"))
+    op.create_index(
+        "ix_webhook_deliveries_due",
+        "webhook_deliveries",
+        ["next_attempt_at"],
+        postgresql_where=sa.text("status = 'pending'"),
+    )
     op.create_index("ix_webhook_deliveries_order_id", "webhook_deliveries", ["order_id"])
     op.create_index("ix_webhook_deliveries_created_at", "webhook_deliveries", ["created_at"])
     op.execute(
@@ -74,10 +83,16 @@ def upgrade():
         sa.Column("response_body", sa.Text(), nullable=True),
         sa.Column("duration_ms", sa.Integer(), nullable=True),
         sa.PrimaryKeyConstraint("id", name="webhook_attempts_pkey"),
-        sa.ForeignKeyConstraint(["delivery_id"], ["webhook_deliveries.id"], ondelete="CASCADE",
-                                name="webhook_attempts_delivery_id_fkey"),
+        sa.ForeignKeyConstraint(
+            ["delivery_id"],
+            ["webhook_deliveries.id"],
+            ondelete="CASCADE",
+            name="webhook_attempts_delivery_id_fkey",
+        ),
         sa.UniqueConstraint("delivery_id", "number", name="webhook_attempts_delivery_id_number_key"),
-        sa.CheckConstraint("outcome IN ('delivered', 'failed', 'abandoned')", name="ck_webhook_attempts_outcome"),
+        sa.CheckConstraint(
+            "outcome IN ('delivered', 'failed', 'abandoned')", name="ck_webhook_attempts_outcome"
+        ),
     )
 
 
