@@ -620,3 +620,36 @@ def test_an_order_without_callbacks_gets_no_deliveries(app):
     order = make_order_with_stages("pending")
     decisions.approve(REVIEWER, order.order_id, "preBria")
     assert count(WebhookDelivery) == 0
+
+
+def test_racing_creates_of_one_order_make_one_order_and_one_audit_row(api):
+    from concurrent.futures import ThreadPoolExecutor
+
+    token = api.session.headers["Authorization"]
+
+    def create(_):
+        client = Api(api.base.removesuffix("/api/v1"), None)
+        client.session.headers["Authorization"] = token
+        return client.put("/orders/ORD-RACE", order_body()).json()["result"]
+
+    with ThreadPoolExecutor(6) as pool:
+        results = sorted(pool.map(create, range(6)))
+    assert results == ["created"] + ["unchanged"] * 5
+    assert count(Order) == 1 and len(audits("ORD-RACE")) == 1
+
+
+def test_racing_submissions_of_the_same_assets_make_one_stage_and_one_audit_row(api):
+    from concurrent.futures import ThreadPoolExecutor
+
+    api.put("/orders/ORD-1", order_body())
+    token = api.session.headers["Authorization"]
+
+    def send(_):
+        client = Api(api.base.removesuffix("/api/v1"), None)
+        client.session.headers["Authorization"] = token
+        return submit(client, "ORD-1", "preBria", asset("front")).json()["result"]
+
+    with ThreadPoolExecutor(6) as pool:
+        results = sorted(pool.map(send, range(6)))
+    assert results == ["created"] + ["unchanged"] * 5
+    assert count(ReviewStage) == 1 and len(audits("ORD-1", "stage_submitted")) == 1

@@ -228,7 +228,7 @@ def upsert(actor: Actor, order_id: str, body: Any) -> Upsert:
                 order_id=order_id,
                 details={"platform": values["platform"], "project": values["project"]},
             )
-            return Upsert(created, "created", tuple(values))
+            return Upsert(created, "created", tuple(k for k, v in values.items() if v is not None))
         order = db.session.scalars(
             select(Order)
             .where(Order.order_id == order_id)
