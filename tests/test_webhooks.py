@@ -12,9 +12,11 @@ import threading
 import time
 from pathlib import Path
 
+import jsonschema_rs
 import pytest
 from sqlalchemy import func, select, update
 
+from lhb_review.api.openapi import build_spec
 from lhb_review.extensions import db
 from lhb_review.models import AuditLog, WebhookAttempt, WebhookDelivery
 from lhb_review.services import decisions, webhooks
@@ -98,6 +100,13 @@ def test_delivery_carries_a_valid_signature_timestamp_and_idempotency_key(app, r
         payload["reviewer"],
         payload["notes"],
     ) == (order.order_id, "preBria", "approved", "rev@example.com", "Looks right")
+    spec = build_spec()
+    schema = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "components": spec["components"],
+        "$ref": "#/components/schemas/WebhookEvent",
+    }
+    assert list(jsonschema_rs.validator_for(schema, validate_formats=True).iter_errors(payload)) == []
     [row] = deliveries()
     assert (row.status, row.attempts, row.locked_until) == ("delivered", 1, None)
     [attempt] = attempts(row.id)

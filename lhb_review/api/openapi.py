@@ -209,6 +209,57 @@ ORDER_VIEW = {
     },
 }
 
+WEBHOOK_EVENT = {
+    "type": "object",
+    "required": [
+        "event",
+        "delivery_id",
+        "order_id",
+        "stage",
+        "occurred_at",
+        "status",
+        "review_status",
+        "reviewer",
+        "notes",
+        "reasons",
+        "reviewed_at",
+        "details",
+    ],
+    "properties": {
+        "event": {
+            "type": "string",
+            "enum": ["stage_approved", "stage_rejected", "stage_reopened", "approval_voided"],
+        },
+        "delivery_id": {
+            "type": "string",
+            "format": "uuid",
+            "description": "Equals the Idempotency-Key header.",
+        },
+        "order_id": {"type": "string"},
+        "stage": {"type": "string", "enum": list(STAGE_NAMES)},
+        "occurred_at": {"type": "string", "format": "date-time"},
+        "status": {"type": "string", "enum": ["approved", "pending"]},
+        "review_status": {"type": ["string", "null"], "enum": [s.value for s in StageStatus] + [None]},
+        "reviewer": NULLABLE_STRING,
+        "notes": NULLABLE_STRING,
+        "reasons": {"type": "array"},
+        "reviewed_at": NULLABLE_DATETIME,
+        "details": {
+            "type": "object",
+            "description": "status_before; for approval_voided the reason and the previous decision.",
+        },
+    },
+}
+
+WEBHOOK_HEADERS = {
+    "X-LHB-Signature": "sha256=<hex HMAC-SHA256 of '<X-LHB-Timestamp>.<raw body>'> with the URL's secret or "
+    "WEBHOOK_SECRET.",
+    "X-LHB-Timestamp": "Unix seconds when the attempt was signed; refuse old ones (replays).",
+    "Idempotency-Key": "The delivery id: the same on every retry of one delivery; de-duplicate on it.",
+    "X-LHB-Delivery": "The delivery id again.",
+    "X-LHB-Event": "The event name.",
+}
+
 ERROR = {
     "type": "object",
     "required": ["error"],
@@ -421,6 +472,31 @@ def build_spec() -> dict:
                 },
             },
         },
+        "webhooks": {
+            "decision": {
+                "post": {
+                    "operationId": "decisionWebhook",
+                    "summary": "Sent to the callback URLs of an order on each decision or voided approval",
+                    "parameters": [
+                        {
+                            "name": name,
+                            "in": "header",
+                            "required": True,
+                            "description": text,
+                            "schema": {"type": "string"},
+                        }
+                        for name, text in WEBHOOK_HEADERS.items()
+                    ],
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": ref("WebhookEvent")}},
+                    },
+                    "responses": {
+                        "2XX": {"description": "Received; any other answer is retried with backoff."}
+                    },
+                },
+            },
+        },
         "components": {
             "securitySchemes": {
                 "bearer": {
@@ -455,6 +531,7 @@ def build_spec() -> dict:
                 },
                 "Asset": ASSET,
                 "Error": ERROR,
+                "WebhookEvent": WEBHOOK_EVENT,
             },
         },
     }
