@@ -1,1 +1,1 @@
-"""`flask` command groups of the feature areas, each registered from cli.register()."""
+"""`flask` command groups beyond the basic ones in cli.py."""

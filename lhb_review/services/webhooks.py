@@ -17,7 +17,6 @@ import socket
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
 
 import requests
 from sqlalchemy import func, select, update
@@ -111,7 +110,9 @@ def claim(worker: str, settings: WebhookSettings, limit: int | None = None) -> l
     """Lease up to ``limit`` due deliveries to ``worker`` and open an attempt for each, in one transaction.
 
     Due: pending, next_attempt_at passed, and not leased (or the lease expired: its worker died).
-    SKIP LOCKED lets concurrent workers take disjoint rows instead of waiting on each other.
+    SKIP LOCKED lets concurrent workers take disjoint rows instead of waiting on each other. Times are
+    compared with statement_timestamp(), not now(): now() is frozen at the start of a transaction the
+    caller may have opened long before, which would hide deliveries that became due since.
     """
     limit = limit or settings.batch
     with transaction():
@@ -119,8 +120,9 @@ def claim(worker: str, settings: WebhookSettings, limit: int | None = None) -> l
             select(WebhookDelivery.id)
             .where(
                 WebhookDelivery.status == "pending",
-                WebhookDelivery.next_attempt_at <= func.now(),
-                (WebhookDelivery.locked_until.is_(None)) | (WebhookDelivery.locked_until < func.now()),
+                WebhookDelivery.next_attempt_at <= func.statement_timestamp(),
+                (WebhookDelivery.locked_until.is_(None))
+                | (WebhookDelivery.locked_until < func.statement_timestamp()),
             )
             .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
             .limit(limit)
@@ -132,7 +134,8 @@ def claim(worker: str, settings: WebhookSettings, limit: int | None = None) -> l
             .values(
                 attempts=WebhookDelivery.attempts + 1,
                 locked_by=worker,
-                locked_until=func.now() + func.make_interval(0, 0, 0, 0, 0, 0, settings.lease),
+                locked_until=func.statement_timestamp()
+                + func.make_interval(0, 0, 0, 0, 0, 0, settings.lease),
             )
             .returning(
                 WebhookDelivery.id,
@@ -253,8 +256,8 @@ def record(delivery: Claimed, outcome: Outcome, settings: WebhookSettings, worke
             row.last_error = outcome.error
         else:
             row.last_error = outcome.error
-            row.next_attempt_at = datetime.now(timezone.utc) + timedelta(
-                seconds=backoff(row.attempts, settings)
+            row.next_attempt_at = func.statement_timestamp() + func.make_interval(
+                0, 0, 0, 0, 0, 0, backoff(row.attempts, settings)
             )
         return row.status
 
