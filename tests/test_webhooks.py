@@ -380,3 +380,10 @@ def test_an_expired_lease_is_claimable_again(app, receiver):
     db.session.commit()
     [again] = webhooks.claim("worker-b", settings())
     assert again.id == claimed.id and again.attempt == 2
+
+
+def test_admins_find_the_deliveries_page_in_the_navigation(app, login_as):
+    admin = login_as(make_user(role="admin"))
+    assert 'href="/admin/deliveries/"' in admin.get("/queue").get_data(as_text=True)
+    reviewer = login_as(make_user(role="reviewer"))
+    assert "/admin/deliveries/" not in reviewer.get("/queue").get_data(as_text=True)
