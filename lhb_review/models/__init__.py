@@ -1,5 +1,7 @@
 """Typed models. core: the customer's tables and users; each later area adds a module of its own here."""
+from .api import ApiToken, WebhookAttempt, WebhookDelivery
 from .core import Approval, AuditLog, ErrorLog, Order, ReviewStage, User
 
 __all__ = ["Approval", "AuditLog", "ErrorLog", "Order", "ReviewStage", "User"]
+__all__ += ["ApiToken", "WebhookAttempt", "WebhookDelivery"]
 from . import performance  # noqa: E402,F401  (indexes on the customer's tables for the queue, search, audit)

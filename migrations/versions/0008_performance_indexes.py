@@ -5,14 +5,14 @@ they build. A build that failed half-way leaves an invalid index behind; it is d
 None of the seed's indexes is touched.
 
 Revision ID: 0008_performance_indexes
-Revises: 0002_users
+Revises: 0004_pipeline_api
 Create Date: 2026-11-25
 """
 from alembic import op
 from sqlalchemy import text
 
 revision = "0008_performance_indexes"
-down_revision = "0002_users"
+down_revision = "0004_pipeline_api"
 branch_labels = None
 depends_on = None
 
