@@ -9,7 +9,8 @@ import uuid
 from datetime import datetime
 
 from flask import jsonify, request, url_for
-from sqlalchemy import and_, or_, select, tuple_
+from sqlalchemy import and_, literal, or_, select, tuple_
+from sqlalchemy.orm import load_only
 
 from ..extensions import db
 from ..models import Approval, AuditLog, Order, ReviewStage
@@ -85,27 +86,42 @@ def stage_views(
             .distinct(AuditLog.order_id, AuditLog.stage)
         )
     )
-    result = []
-    for row, order_id, stage in pairs:
-        details = reasons.get((order_id, stage))
-        stage_reasons = details.get("reasons") if isinstance(details, dict) else None
-        order = orders_by_id.get(order_id)
-        result.append(
-            {
-                "order_id": order_id,
-                "stage": stage,
-                "status": "approved" if approvals.get((order_id, stage)) == "approved" else "pending",
-                "review_status": row.status if row else None,
-                "reviewer": row.reviewer_email if row else None,
-                "notes": row.reviewer_notes if row else None,
-                "reasons": stage_reasons if isinstance(stage_reasons, list) else [],
-                "reviewed_at": iso(row.reviewed_at) if row else None,
-                "submitted_at": iso(row.created_at) if row else None,
-                "updated_at": iso(row.updated_at) if row else None,
-                "assets": order.assets_for(stage) if order else [],
-            }
+    return [
+        stage_view(
+            row,
+            order_id,
+            stage,
+            orders_by_id.get(order_id),
+            approvals.get((order_id, stage)),
+            reasons.get((order_id, stage)),
         )
-    return result
+        for row, order_id, stage in pairs
+    ]
+
+
+def stage_view(
+    row: ReviewStage | None,
+    order_id: str,
+    stage: str,
+    order: Order | None,
+    approval_status: str | None,
+    last_decision: dict | None,
+) -> dict:
+    """The answer for one stage: the seed's approved/pending, the review state and the assets."""
+    stage_reasons = last_decision.get("reasons") if isinstance(last_decision, dict) else None
+    return {
+        "order_id": order_id,
+        "stage": stage,
+        "status": "approved" if approval_status == "approved" else "pending",
+        "review_status": row.status if row else None,
+        "reviewer": row.reviewer_email if row else None,
+        "notes": row.reviewer_notes if row else None,
+        "reasons": stage_reasons if isinstance(stage_reasons, list) else [],
+        "reviewed_at": iso(row.reviewed_at) if row else None,
+        "submitted_at": iso(row.created_at) if row else None,
+        "updated_at": iso(row.updated_at) if row else None,
+        "assets": order.assets_for(stage) if order else [],
+    }
 
 
 def load_order(order_id: str) -> Order:
@@ -123,17 +139,34 @@ def full_order_json(order: Order) -> dict:
 
 
 def stage_json(order_id: str, stage: str) -> dict:
-    order = db.session.scalar(select(Order).where(Order.order_id == order_id))
-    row = db.session.scalar(
-        select(ReviewStage).where(ReviewStage.order_id == order_id, ReviewStage.stage_name == stage)
-    )
-    if order is None and row is None:
-        imported = db.session.scalar(
-            select(Approval.id).where(Approval.order_id == order_id, Approval.stage == stage)
+    """One stage's answer in one statement, since the pipeline polls it: the stage row, its order's assets,
+    its approvals row and its last decision, each outer-joined to the asked-for pair (any may be missing;
+    an approval imported before its order arrived still answers)."""
+    pair = select(literal(order_id).label("order_id"), literal(stage).label("stage")).subquery("pair")
+    last_decision = (
+        select(AuditLog.details)
+        .where(
+            AuditLog.order_id == pair.c.order_id,
+            AuditLog.stage == pair.c.stage,
+            AuditLog.action.in_(outbox.DECISION_ACTIONS),
         )
-        if imported is None:
-            raise NotFound(f"There is no order {order_id}.", order_id=order_id)
-    return stage_views([(row, order_id, stage)], {order_id: order} if order else {})[0]
+        .order_by(AuditLog.created_at.desc(), AuditLog.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    row, order, approval_status, details = db.session.execute(
+        select(ReviewStage, Order, Approval.status, last_decision)
+        .select_from(pair)
+        .outerjoin(Order, Order.order_id == pair.c.order_id)
+        .outerjoin(
+            ReviewStage, and_(ReviewStage.order_id == pair.c.order_id, ReviewStage.stage_name == pair.c.stage)
+        )
+        .outerjoin(Approval, and_(Approval.order_id == pair.c.order_id, Approval.stage == pair.c.stage))
+        .options(load_only(Order.order_id, Order.r2_assets))
+    ).one()
+    if order is None and row is None and approval_status is None:
+        raise NotFound(f"There is no order {order_id}.", order_id=order_id)
+    return stage_view(row, order_id, stage, order, approval_status, details)
 
 
 @bp.put("/orders/<order_id>")
