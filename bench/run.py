@@ -10,12 +10,12 @@ bare route doing one primary-key lookup (BENCH only) and pgbench's simple-update
 SQL statements each page issues, the query plans of the queue and search queries, the memory of each
 worker, and which of the targets are met. The output goes to stdout and to bench/results/.
 """
+
 from __future__ import annotations
 
 import argparse
 import http.client
 import itertools
-import json
 import multiprocessing
 import os
 import re
@@ -35,6 +35,7 @@ from pathlib import Path
 import psycopg2
 from psycopg2 import sql
 from sqlalchemy.engine import make_url
+from werkzeug.exceptions import HTTPException
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -59,6 +60,7 @@ memory per worker under 150 MB
 
 # ---------------------------------------------------------------- output
 
+
 class Report:
     """Lines printed as they come and kept for bench/results/."""
 
@@ -75,6 +77,7 @@ class Report:
 
 
 # ---------------------------------------------------------------- database
+
 
 def plain(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
@@ -106,29 +109,42 @@ def ensure_database(server_url: str, name: str) -> bool:
 
 def app_env(database_url: str, workdir: Path, **extra) -> dict:
     env = dict(os.environ)
-    env.update({
-        "DATABASE_URL": database_url,
-        "APP_ENV": "development",
-        "SECRET_KEY": "bench-secret-key-not-for-production",
-        "BENCH": "true",
-        "LOG_LEVEL": "WARNING",
-        "INSTANCE_PATH": str(workdir / "instance"),
-        "ASSET_DIR": str(workdir / "assets"),
-        "FLASK_APP": "wsgi:app",
-    })
+    env.update(
+        {
+            "DATABASE_URL": database_url,
+            "APP_ENV": "development",
+            "SECRET_KEY": "bench-secret-key-not-for-production",
+            "BENCH": "true",
+            "LOG_LEVEL": "WARNING",
+            "INSTANCE_PATH": str(workdir / "instance"),
+            "ASSET_DIR": str(workdir / "assets"),
+            "FLASK_APP": "wsgi:app",
+        }
+    )
     env.update(extra)
     return env
 
 
-def flask_cli(env: dict, *args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "flask", *args], cwd=ROOT, env=env, input=stdin, text=True,
-                          capture_output=True, check=check)
+def flask_cli(
+    env: dict, *args: str, stdin: str | None = None, check: bool = True
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "flask", *args],
+        cwd=ROOT,
+        env=env,
+        input=stdin,
+        text=True,
+        capture_output=True,
+        check=check,
+    )
 
 
 def prepare_database(args, out: Report, env: dict, db_url: str) -> None:
     created = ensure_database(args.server_url, args.database)
-    out(f"Database {args.database}: {'created' if created else 'reused'} on {make_url(args.server_url).host}:"
-        f"{make_url(args.server_url).port or 5432}")
+    out(
+        f"Database {args.database}: {'created' if created else 'reused'} on {make_url(args.server_url).host}:"
+        f"{make_url(args.server_url).port or 5432}"
+    )
     flask_cli(env, "db", "upgrade")
     started = time.monotonic()
     result = flask_cli(env, "seed", "--bulk", str(args.orders))
@@ -137,9 +153,11 @@ def prepare_database(args, out: Report, env: dict, db_url: str) -> None:
             out(f"  {line}")
     conn = connect(db_url)
     with conn.cursor() as cur:
-        cur.execute("SELECT count(*) FROM pg_stat_user_tables WHERE relname = ANY(%s) "
-                    "AND n_ins_since_vacuum + n_dead_tup > 0.1 * greatest(n_live_tup, 1000)",
-                    (["orders", "review_stages", "approvals", "audit_logs"],))
+        cur.execute(
+            "SELECT count(*) FROM pg_stat_user_tables WHERE relname = ANY(%s) "
+            "AND n_ins_since_vacuum + n_dead_tup > 0.1 * greatest(n_live_tup, 1000)",
+            (["orders", "review_stages", "approvals", "audit_logs"],),
+        )
         if cur.fetchone()[0]:
             # After a bulk load: hint bits and the visibility map, so index-only scans work from the start
             # (autovacuum would get there too, in its own time and in the middle of the measurements).
@@ -174,15 +192,16 @@ def api_token(env: dict) -> str | None:
 
 # ---------------------------------------------------------------- data the scenarios use
 
+
 @dataclass
 class Fixtures:
-    order_keys: list[str] = field(default_factory=list)   # orders.id for the bare route
+    order_keys: list[str] = field(default_factory=list)  # orders.id for the bare route
     order_ids: list[str] = field(default_factory=list)
     stages: list[tuple[str, str]] = field(default_factory=list)
     emails: list[str] = field(default_factory=list)
     amazon_ids: list[str] = field(default_factory=list)
     waiting: int = 0
-    deep_row: tuple | None = None                         # (created_at, id, depth) of a row deep in the queue
+    deep_row: tuple | None = None  # (created_at, id, depth) of a row deep in the queue
     approve: list[tuple[str, str]] = field(default_factory=list)
     reject: list[tuple[str, str]] = field(default_factory=list)
 
@@ -192,8 +211,10 @@ def load_fixtures(db_url: str, decisions: int) -> Fixtures:
     conn = connect(db_url)
     with conn.cursor() as cur:
         cur.execute("SET statement_timeout = 0")
-        cur.execute("SELECT id::text, order_id, customer_email, amazon_order_id FROM orders TABLESAMPLE SYSTEM (2) "
-                    "LIMIT 2000")
+        cur.execute(
+            "SELECT id::text, order_id, customer_email, amazon_order_id FROM orders TABLESAMPLE SYSTEM (2) "
+            "LIMIT 2000"
+        )
         for key, order_id, email, amazon in cur.fetchall():
             fx.order_keys.append(key)
             fx.order_ids.append(order_id)
@@ -205,13 +226,20 @@ def load_fixtures(db_url: str, decisions: int) -> Fixtures:
         cur.execute("SELECT count(*) FROM review_stages WHERE status IN ('pending', 'in_review')")
         fx.waiting = cur.fetchone()[0]
         depth = max(min(1_000_000, fx.waiting - 100), 0)
-        cur.execute("SELECT created_at, id::text FROM review_stages WHERE status IN ('pending', 'in_review') "
-                    "ORDER BY created_at, id OFFSET %s LIMIT 1", (depth,))
+        cur.execute(
+            "SELECT created_at, id::text FROM review_stages WHERE status IN ('pending', 'in_review') "
+            "ORDER BY created_at, id OFFSET %s LIMIT 1",
+            (depth,),
+        )
         row = cur.fetchone()
         fx.deep_row = (row[0], row[1], depth) if row else None
         # Fresh waiting stages to decide: preBria ones can be approved (no earlier stage to wait for).
-        cur.execute("SELECT order_id, stage_name FROM review_stages WHERE status = 'pending' AND stage_name = 'preBria' "
-                    "ORDER BY created_at DESC LIMIT %s", (2 * decisions,))
+        cur.execute(
+            "SELECT order_id, stage_name FROM review_stages "
+            "WHERE status = 'pending' AND stage_name = 'preBria' "
+            "ORDER BY created_at DESC LIMIT %s",
+            (2 * decisions,),
+        )
         fresh = cur.fetchall()
         fx.approve, fx.reject = fresh[0::2], fresh[1::2]
     conn.close()
@@ -219,6 +247,7 @@ def load_fixtures(db_url: str, decisions: int) -> Fixtures:
 
 
 # ---------------------------------------------------------------- gunicorn
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -231,10 +260,29 @@ class Gunicorn:
         self.port = free_port()
         self.log = open(workdir / "gunicorn.log", "w")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--workers", str(GUNICORN_WORKERS), "--worker-class", "gthread",
-             "--threads", str(GUNICORN_THREADS), "--bind", f"127.0.0.1:{self.port}", "--keep-alive", "30",
-             "--timeout", "60", "wsgi:app"],
-            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "--workers",
+                str(GUNICORN_WORKERS),
+                "--worker-class",
+                "gthread",
+                "--threads",
+                str(GUNICORN_THREADS),
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                "--keep-alive",
+                "30",
+                "--timeout",
+                "60",
+                "wsgi:app",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -297,6 +345,7 @@ class Gunicorn:
 
 # ---------------------------------------------------------------- HTTP helpers (main process)
 
+
 class Session:
     """A signed-in reviewer over http.client: session cookie and CSRF token, as the pages carry them."""
 
@@ -336,6 +385,7 @@ class Session:
 
 # ---------------------------------------------------------------- load driver (second process)
 
+
 @dataclass
 class Scenario:
     name: str
@@ -373,8 +423,9 @@ class Result:
         return ordered[min(int(round(p / 100 * (len(ordered) - 1))), len(ordered) - 1)] * 1000
 
 
-def drive(port: int, scenario: Scenario, concurrency: int, max_requests: int, seconds: float,
-          warmup: float) -> dict:
+def drive(
+    port: int, scenario: Scenario, concurrency: int, max_requests: int, seconds: float, warmup: float
+) -> dict:
     """Run one scenario from this process: `concurrency` keep-alive connections, bounded by count and time."""
     counter = itertools.count()
     lock = threading.Lock()
@@ -427,11 +478,18 @@ def drive(port: int, scenario: Scenario, concurrency: int, max_requests: int, se
     for t in threads:
         t.join()
     duration = time.perf_counter() - began
-    return {"requests": len(latencies), "errors": errors[0], "seconds": duration, "latencies": latencies,
-            "statuses": statuses, "sent": warm_count[0] + len(latencies)}
+    return {
+        "requests": len(latencies),
+        "errors": errors[0],
+        "seconds": duration,
+        "latencies": latencies,
+        "statuses": statuses,
+        "sent": warm_count[0] + len(latencies),
+    }
 
 
 # ---------------------------------------------------------------- pgbench
+
 
 def find_pgbench() -> str | None:
     found = shutil.which("pgbench")
@@ -454,25 +512,37 @@ def run_pgbench(server_url: str, seconds: float, clients: int, out: Report) -> f
         return None
     url = make_url(server_url)
     name = "lhb_bench_pgbench"
-    env = dict(os.environ, PGHOST=url.host or "127.0.0.1", PGPORT=str(url.port or 5432),
-               PGUSER=url.username or "postgres", PGDATABASE=name)
+    env = dict(
+        os.environ,
+        PGHOST=url.host or "127.0.0.1",
+        PGPORT=str(url.port or 5432),
+        PGUSER=url.username or "postgres",
+        PGDATABASE=name,
+    )
     if url.password:
         env["PGPASSWORD"] = url.password
     if ensure_database(server_url, name):
         subprocess.run([binary, "-i", "-q", "-s", "10"], env=env, check=True, capture_output=True)
-    result = subprocess.run([binary, "-N", "-c", str(clients), "-j", "2", "-T", str(int(max(seconds, 1))),
-                             "-n"], env=env, capture_output=True, text=True)
+    result = subprocess.run(
+        [binary, "-N", "-c", str(clients), "-j", "2", "-T", str(int(max(seconds, 1))), "-n"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     match = re.search(r"tps = ([\d.]+)", result.stdout)
     if not match:
         out(f"pgbench failed: {result.stderr.strip()[:300]}")
         return None
     latency = re.search(r"latency average = ([\d.]+) ms", result.stdout)
-    out(f"pgbench -N -c {clients} -j 2 -T {int(seconds)} (scale 10, {binary}): {float(match.group(1)):,.0f} tps"
-        + (f", latency average {latency.group(1)} ms" if latency else ""))
+    out(
+        f"pgbench -N -c {clients} -j 2 -T {int(seconds)} (scale 10, {binary}): "
+        f"{float(match.group(1)):,.0f} tps" + (f", latency average {latency.group(1)} ms" if latency else "")
+    )
     return float(match.group(1))
 
 
 # ---------------------------------------------------------------- the plans
+
 
 def explain_pages(db_url: str, workdir: Path, paths: dict[str, str], out: Report) -> None:
     """EXPLAIN (ANALYZE, BUFFERS) each statement over review_stages/orders that these pages issue."""
@@ -516,42 +586,94 @@ def explain_pages(db_url: str, workdir: Path, paths: dict[str, str], out: Report
 
 # ---------------------------------------------------------------- scenarios
 
+
 def route_exists(application, method: str, path: str) -> bool:
     adapter = application.url_map.bind("localhost")
     try:
         adapter.match(urllib.parse.urlsplit(path).path, method=method)
         return True
-    except Exception:
+    except HTTPException:  # NotFound, MethodNotAllowed, or a redirect to another URL
         return False
 
 
 def build_scenarios(fx: Fixtures, session: Session, token: str | None, application) -> list[Scenario]:
     html = {"Cookie": session.cookie}
     htmx = {"Cookie": session.cookie, "HX-Request": "true"}
-    post = {"Cookie": session.cookie, "HX-Request": "true", "X-CSRFToken": session.csrf,
-            "Content-Type": "application/x-www-form-urlencoded"}
+    post = {
+        "Cookie": session.cookie,
+        "HX-Request": "true",
+        "X-CSRFToken": session.csrf,
+        "Content-Type": "application/x-www-form-urlencoded",
+    }
     deep = queue_cursor_param(application, fx.deep_row) if fx.deep_row else None
     scenarios = [
-        Scenario("bare route (baseline)", "GET", [f"/_bench/orders/{k}" for k in fx.order_keys], group="baseline"),
+        Scenario(
+            "bare route (baseline)", "GET", [f"/_bench/orders/{k}" for k in fx.order_keys], group="baseline"
+        ),
         Scenario("queue page", "GET", ["/queue"], headers=html),
         Scenario("queue fragment, first page", "GET", ["/queue"], headers=htmx, group="queue"),
-        Scenario("queue fragment, deep cursor", "GET", [f"/queue?{deep}"] if deep else [], headers=htmx,
-                 group="queue", note=f"{fx.deep_row[2]:,} rows in" if fx.deep_row else ""),
-        Scenario("queue fragment, filtered", "GET", ["/queue?stage=postBria&platform=amazon&project=bedtime-hero"],
-                 headers=htmx, group="queue"),
-        Scenario("search by e-mail", "GET", [f"/queue?q={urllib.parse.quote(e)}" for e in fx.emails[:500]],
-                 headers=htmx, group="queue"),
-        Scenario("search by order id", "GET", [f"/queue?q={urllib.parse.quote(o)}" for o in fx.order_ids[:500]],
-                 headers=htmx, group="queue"),
+        Scenario(
+            "queue fragment, deep cursor",
+            "GET",
+            [f"/queue?{deep}"] if deep else [],
+            headers=htmx,
+            group="queue",
+            note=f"{fx.deep_row[2]:,} rows in" if fx.deep_row else "",
+        ),
+        Scenario(
+            "queue fragment, filtered",
+            "GET",
+            ["/queue?stage=postBria&platform=amazon&project=bedtime-hero"],
+            headers=htmx,
+            group="queue",
+        ),
+        Scenario(
+            "search by e-mail",
+            "GET",
+            [f"/queue?q={urllib.parse.quote(e)}" for e in fx.emails[:500]],
+            headers=htmx,
+            group="queue",
+        ),
+        Scenario(
+            "search by order id",
+            "GET",
+            [f"/queue?q={urllib.parse.quote(o)}" for o in fx.order_ids[:500]],
+            headers=htmx,
+            group="queue",
+        ),
         Scenario("order page", "GET", [f"/orders/{o}" for o in fx.order_ids], headers=html),
-        Scenario("stage review page", "GET", [f"/orders/{o}/stages/{s}" for o, s in fx.stages], headers=html,
-                 group="review"),
-        Scenario("approve (htmx)", "POST", [f"/orders/{o}/stages/{s}/approve" for o, s in fx.approve],
-                 headers=post, body="notes=", group="decision", reuse_paths=False),
-        Scenario("reject (htmx)", "POST", [f"/orders/{o}/stages/{s}/reject" for o, s in fx.reject],
-                 headers=post, body="notes=Hair+colour+drifts+between+views.", group="decision", reuse_paths=False),
-        Scenario("API stage-status poll", "GET", [f"/api/v1/orders/{o}/stages/{s}" for o, s in fx.stages],
-                 headers={"Authorization": f"Bearer {token}"} if token else {}, group="poll"),
+        Scenario(
+            "stage review page",
+            "GET",
+            [f"/orders/{o}/stages/{s}" for o, s in fx.stages],
+            headers=html,
+            group="review",
+        ),
+        Scenario(
+            "approve (htmx)",
+            "POST",
+            [f"/orders/{o}/stages/{s}/approve" for o, s in fx.approve],
+            headers=post,
+            body="notes=",
+            group="decision",
+            reuse_paths=False,
+        ),
+        Scenario(
+            "reject (htmx)",
+            "POST",
+            [f"/orders/{o}/stages/{s}/reject" for o, s in fx.reject],
+            headers=post,
+            body="notes=Hair+colour+drifts+between+views.",
+            group="decision",
+            reuse_paths=False,
+        ),
+        Scenario(
+            "API stage-status poll",
+            "GET",
+            [f"/api/v1/orders/{o}/stages/{s}" for o, s in fx.stages],
+            headers={"Authorization": f"Bearer {token}"} if token else {},
+            group="poll",
+        ),
     ]
     # The bare route is measured three times (first, in the middle, last); the baseline is their median, so
     # a burst of other load on the machine during one of them moves the ratios less.
@@ -563,7 +685,8 @@ def build_scenarios(fx: Fixtures, session: Session, token: str | None, applicati
         if not s.paths:
             s.note = "not available: no cursor could be built for this queue"
         elif not route_exists(application, s.method, s.paths[0]):
-            s.note = f"not available: no route {s.method} {urllib.parse.urlsplit(s.paths[0]).path.split('LHB')[0]}..."
+            route = urllib.parse.urlsplit(s.paths[0]).path.split("LHB")[0]
+            s.note = f"not available: no route {s.method} {route}..."
         elif s.group == "poll" and not token:
             s.note = "not available: `flask tokens create` is missing"
     return scenarios
@@ -581,20 +704,43 @@ def queue_cursor_param(application, row) -> str | None:
 
 # ---------------------------------------------------------------- main
 
+
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--orders", type=int, default=1_000_000, help="bulk orders in the database (default 1,000,000)")
-    parser.add_argument("--database", help="database name (default lhb_bench, or lhb_bench_<N> for other sizes)")
-    parser.add_argument("--server-url", default=None,
-                        help="PostgreSQL server (default: BENCH_SERVER_URL, DATABASE_URL's server, or 127.0.0.1:5432)")
-    parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per scenario (default 10)")
-    parser.add_argument("--requests", type=int, default=5000, help="most requests per scenario (default 5000)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--orders", type=int, default=1_000_000, help="bulk orders in the database (default 1,000,000)"
+    )
+    parser.add_argument(
+        "--database", help="database name (default lhb_bench, or lhb_bench_<N> for other sizes)"
+    )
+    parser.add_argument(
+        "--server-url",
+        default=None,
+        help="PostgreSQL server (default: BENCH_SERVER_URL, DATABASE_URL's server, or 127.0.0.1:5432)",
+    )
+    parser.add_argument(
+        "--seconds", type=float, default=10.0, help="measured seconds per scenario (default 10)"
+    )
+    parser.add_argument(
+        "--requests", type=int, default=5000, help="most requests per scenario (default 5000)"
+    )
     parser.add_argument("--concurrency", type=int, default=4, help="client connections (default 4)")
-    parser.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up per scenario (default 2)")
+    parser.add_argument(
+        "--warmup", type=float, default=2.0, help="seconds of warm-up per scenario (default 2)"
+    )
     parser.add_argument("--no-save", action="store_true", help="print only; do not write bench/results/")
     args = parser.parse_args()
-    args.server_url = args.server_url or os.environ.get("BENCH_SERVER_URL") or (
-        with_database(os.environ["DATABASE_URL"], "postgres") if os.environ.get("DATABASE_URL") else DEFAULT_SERVER)
+    args.server_url = (
+        args.server_url
+        or os.environ.get("BENCH_SERVER_URL")
+        or (
+            with_database(os.environ["DATABASE_URL"], "postgres")
+            if os.environ.get("DATABASE_URL")
+            else DEFAULT_SERVER
+        )
+    )
     args.database = args.database or ("lhb_bench" if args.orders == 1_000_000 else f"lhb_bench_{args.orders}")
 
     out = Report()
@@ -611,9 +757,13 @@ def main() -> int:
     fx = load_fixtures(db_url, decisions=args.requests + 2000)
     counts = table_counts(db_url)
     out("Data: " + ", ".join(f"{n:,} {t}" for t, n in counts.items()) + f"; {fx.waiting:,} stages waiting")
-    out(f"Load: {args.concurrency} keep-alive connections from a second process, {args.warmup:g}s warm-up, then "
-        f"at most {args.requests:,} requests or {args.seconds:g}s per scenario; gunicorn {GUNICORN_WORKERS} workers "
-        f"x {GUNICORN_THREADS} threads (gthread) on loopback")
+    out(
+        f"Load: {args.concurrency} keep-alive connections from a second process, {args.warmup:g}s warm-up, "
+        "then "
+        f"at most {args.requests:,} requests or {args.seconds:g}s per scenario; "
+        f"gunicorn {GUNICORN_WORKERS} workers "
+        f"x {GUNICORN_THREADS} threads (gthread) on loopback"
+    )
     out()
 
     from lhb_review import create_app
@@ -644,10 +794,15 @@ def main() -> int:
                     header = response.getheader("X-SQL-Count")
                     result.sql_count = int(header) if header else None
                 cpu_before = server.cpu_seconds()
-                data = pool.apply(drive, (server.port, scenario, args.concurrency, args.requests, args.seconds,
-                                          args.warmup))
+                data = pool.apply(
+                    drive, (server.port, scenario, args.concurrency, args.requests, args.seconds, args.warmup)
+                )
                 result.cpu_ms = (server.cpu_seconds() - cpu_before) * 1000 / max(data["sent"], 1)
-                result.requests, result.errors, result.seconds = data["requests"], data["errors"], data["seconds"]
+                result.requests, result.errors, result.seconds = (
+                    data["requests"],
+                    data["errors"],
+                    data["seconds"],
+                )
                 result.latencies, result.statuses = data["latencies"], data["statuses"]
                 if scenario.group == "decision" and scenario.paths:
                     result.sql_count = decision_sql_count(session, scenario)
@@ -682,7 +837,10 @@ def decision_sql_count(session: Session, scenario: Scenario) -> int | None:
 
 def explain_paths(fx: Fixtures, application) -> dict[str, str]:
     deep = queue_cursor_param(application, fx.deep_row) if fx.deep_row else None
-    paths = {"queue, first page": "/queue", "queue, filtered": "/queue?stage=postBria&platform=amazon&project=bedtime-hero"}
+    paths = {
+        "queue, first page": "/queue",
+        "queue, filtered": "/queue?stage=postBria&platform=amazon&project=bedtime-hero",
+    }
     if deep:
         paths["queue, deep cursor"] = f"/queue?{deep}"
     if fx.emails:
@@ -696,8 +854,10 @@ def explain_paths(fx: Fixtures, application) -> dict[str, str]:
 def table_counts(db_url: str) -> dict[str, int]:
     conn = connect(db_url)
     with conn.cursor() as cur:
-        cur.execute("SELECT relname, reltuples::bigint FROM pg_class WHERE relname = ANY(%s)",
-                    (["orders", "review_stages", "approvals", "audit_logs"],))
+        cur.execute(
+            "SELECT relname, reltuples::bigint FROM pg_class WHERE relname = ANY(%s)",
+            (["orders", "review_stages", "approvals", "audit_logs"],),
+        )
         rows = dict(cur.fetchall())
     conn.close()
     return {t: rows.get(t, 0) for t in ("orders", "review_stages", "approvals", "audit_logs")}
@@ -741,12 +901,19 @@ def print_table(out: Report, results: list[tuple[Scenario, Result]], pgbench_tps
     bare = baseline(results)
     out()
     if bare:
-        out(f"Baseline: bare route median of {len(bare.runs)} runs = {bare.rps:,.0f} req/s, p95 {bare.pct(95):.1f} ms"
-            + (f"; pgbench -N {pgbench_tps:,.0f} tps" if pgbench_tps else ""))
-    out("Columns: requests measured, errors, requests/s and its ratio to the bare route and to pgbench, latency "
-        "percentiles, p95 against the bare route's, SQL statements per request, app workers' CPU per request.")
-    out(f"{'scenario':<30} {'req':>6} {'err':>4} {'req/s':>8} {'x bare':>7} {'x pgb':>6} "
-        f"{'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'p95 x bare':>10} {'SQL':>4} {'CPU ms':>6}")
+        out(
+            f"Baseline: bare route median of {len(bare.runs)} runs = {bare.rps:,.0f} req/s, "
+            f"p95 {bare.pct(95):.1f} ms" + (f"; pgbench -N {pgbench_tps:,.0f} tps" if pgbench_tps else "")
+        )
+    out(
+        "Columns: requests measured, errors, requests/s and its ratio to the bare route and to pgbench, "
+        "latency "
+        "percentiles, p95 against the bare route's, SQL statements per request, app workers' CPU per request."
+    )
+    out(
+        f"{'scenario':<30} {'req':>6} {'err':>4} {'req/s':>8} {'x bare':>7} {'x pgb':>6} "
+        f"{'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'p95 x bare':>10} {'SQL':>4} {'CPU ms':>6}"
+    )
     for scenario, r in results:
         if not r.available:
             out(f"{scenario.name:<30} {r.reason}")
@@ -755,10 +922,12 @@ def print_table(out: Report, results: list[tuple[Scenario, Result]], pgbench_tps
         x_pgb = f"{r.rps / pgbench_tps:.2f}" if pgbench_tps else "-"
         p95_bare = f"{r.pct(95) / bare.pct(95):.1f}" if bare and bare.pct(95) else "-"
         sqlc = "-" if r.sql_count is None else str(r.sql_count)
-        out(f"{scenario.name:<30} {r.requests:>6} {r.errors:>4} {r.rps:>8,.0f} {x_bare:>7} {x_pgb:>6} "
+        out(
+            f"{scenario.name:<30} {r.requests:>6} {r.errors:>4} {r.rps:>8,.0f} {x_bare:>7} {x_pgb:>6} "
             f"{r.pct(50):>7.1f} {r.pct(95):>7.1f} {r.pct(99):>7.1f} {p95_bare:>10} {sqlc:>4} "
             f"{'-' if r.cpu_ms is None else format(r.cpu_ms, '.1f'):>6}"
-            + (f"  ({scenario.note})" if scenario.note else ""))
+            + (f"  ({scenario.note})" if scenario.note else "")
+        )
         if r.errors:
             out(f"{'':<30} statuses: {r.statuses}")
     if pgbench_tps:
@@ -786,24 +955,30 @@ def evaluate(out: Report, results, pgbench_tps, rss, orders: int) -> None:
     first, deep = by_name.get("queue fragment, first page"), by_name.get("queue fragment, deep cursor")
     if first and deep and first.available and deep.available and first.requests and deep.requests:
         r = deep.pct(95) / first.pct(95)
-        line(r <= 1.3, f"deep-cursor p95 <= 1.3x first page: {deep.pct(95):.1f} ms vs {first.pct(95):.1f} ms "
-             f"= {r:.2f}x")
+        line(
+            r <= 1.3,
+            f"deep-cursor p95 <= 1.3x first page: {deep.pct(95):.1f} ms vs {first.pct(95):.1f} ms = {r:.2f}x",
+        )
     else:
         line(None, "deep-cursor p95 <= 1.3x first page: not measured")
     review = by_name.get("stage review page")
     rv = ratio("stage review page")
     sql_ok = review is not None and review.sql_count is not None and review.sql_count <= 5
-    line(None if rv is None else (rv >= 0.2 and sql_ok),
-         f"review page >= 0.2x bare with <= 5 SQL: {fmt(rv)}, "
-         f"{review.sql_count if review and review.sql_count is not None else '-'} statements")
+    line(
+        None if rv is None else (rv >= 0.2 and sql_ok),
+        f"review page >= 0.2x bare with <= 5 SQL: {fmt(rv)}, "
+        f"{review.sql_count if review and review.sql_count is not None else '-'} statements",
+    )
     for name in ("approve (htmx)", "reject (htmx)"):
         d = ratio(name)
         r = by_name.get(name)
         vs_pgb = r.rps / pgbench_tps if (r and r.available and r.requests and pgbench_tps) else None
         ok = None if d is None or vs_pgb is None else (d >= 0.25 and vs_pgb >= 0.1)
         line(ok, f"{name} >= 0.25x bare and >= 0.1x pgbench: {fmt(d)} bare, {fmt(vs_pgb)} pgbench")
-    line(bool(rss) and max(rss) < 150, "memory per worker < 150 MB: "
-         + (", ".join(f"{mb:.0f} MB" for mb in rss) if rss else "not measured"))
+    line(
+        bool(rss) and max(rss) < 150,
+        "memory per worker < 150 MB: " + (", ".join(f"{mb:.0f} MB" for mb in rss) if rss else "not measured"),
+    )
 
 
 def fmt(value: float | None) -> str:

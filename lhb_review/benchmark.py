@@ -2,6 +2,7 @@
 
 With BENCH off (always in production) nothing here is registered: no extra route, no header, no hook.
 """
+
 from __future__ import annotations
 
 import uuid

@@ -3,6 +3,7 @@ queue and search queries are answered from indexes.
 
 Timings live in bench/run.py; nothing here asserts one.
 """
+
 from __future__ import annotations
 
 import re
@@ -11,6 +12,7 @@ from contextlib import contextmanager
 import pytest
 from flask_migrate import upgrade
 from sqlalchemy import event, text
+from werkzeug.exceptions import HTTPException
 
 from lhb_review import create_app
 from lhb_review.extensions import db
@@ -24,9 +26,13 @@ SAMPLE = 3
 
 
 def sample_stage() -> tuple[str, str]:
-    row = db.session.execute(text(
-        "SELECT order_id, stage_name FROM review_stages WHERE order_id = :o ORDER BY created_at DESC LIMIT 1"
-    ), {"o": bulk_order_id(SAMPLE)}).one()
+    row = db.session.execute(
+        text(
+            "SELECT order_id, stage_name FROM review_stages WHERE order_id = :o "
+            "ORDER BY created_at DESC LIMIT 1"
+        ),
+        {"o": bulk_order_id(SAMPLE)},
+    ).one()
     return row.order_id, row.stage_name
 
 
@@ -77,7 +83,7 @@ def route_exists(application, path: str) -> bool:
     try:
         application.url_map.bind("localhost").match(path.split("?")[0], method="GET")
         return True
-    except Exception:
+    except HTTPException:  # NotFound, MethodNotAllowed, or a redirect to another URL
         return False
 
 
@@ -126,10 +132,13 @@ def big(scratch_database, tmp_path_factory):
         user = make_user("perf.reviewer@example.com")
         browser = Browser(application.test_client())
         assert browser.login(user.email, PASSWORD).status_code == 302
-        sample = db.session.execute(text(
-            "SELECT order_id, customer_email, customer_first_name || ' ' || customer_last_name AS name, "
-            "amazon_order_id FROM orders WHERE amazon_order_id IS NOT NULL ORDER BY order_id LIMIT 1 OFFSET 777"
-        )).one()
+        sample = db.session.execute(
+            text(
+                "SELECT order_id, customer_email, customer_first_name || ' ' || customer_last_name AS name, "
+                "amazon_order_id FROM orders WHERE amazon_order_id IS NOT NULL "
+                "ORDER BY order_id LIMIT 1 OFFSET 777"
+            )
+        ).one()
         db.session.remove()
     yield application, browser, sample
     with application.app_context():
@@ -164,13 +173,22 @@ def explain(application, queries: list[str]) -> str:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name, path, indexes", [
-    ("default queue", lambda s: "/queue", {"ix_review_stages_waiting_queue"}),
-    ("queue of one stage", lambda s: "/queue?stage=postBria",
-     {"ix_review_stages_waiting_stage_queue", "ix_review_stages_stage_status_queue"}),
-    ("queue of one status", lambda s: "/queue?status=rejected",
-     {"ix_review_stages_status_queue", "ix_review_stages_stage_status_queue"}),
-])
+@pytest.mark.parametrize(
+    "name, path, indexes",
+    [
+        ("default queue", lambda s: "/queue", {"ix_review_stages_waiting_queue"}),
+        (
+            "queue of one stage",
+            lambda s: "/queue?stage=postBria",
+            {"ix_review_stages_waiting_stage_queue", "ix_review_stages_stage_status_queue"},
+        ),
+        (
+            "queue of one status",
+            lambda s: "/queue?status=rejected",
+            {"ix_review_stages_status_queue", "ix_review_stages_stage_status_queue"},
+        ),
+    ],
+)
 def test_queue_queries_walk_an_index(big, name, path, indexes):
     application, browser, sample = big
     plan = explain(application, page_queries(application, browser, path(sample), "review_stages"))
@@ -179,13 +197,16 @@ def test_queue_queries_walk_an_index(big, name, path, indexes):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name, query, index", [
-    ("e-mail", lambda s: s.customer_email, "ix_orders_customer_email_trgm"),
-    ("part of an e-mail", lambda s: s.customer_email.split("@")[0], "ix_orders_customer_email_trgm"),
-    ("customer name", lambda s: s.name, "ix_orders_customer_name_trgm"),
-    ("order id", lambda s: s.order_id, "order_id"),
-    ("Amazon order id", lambda s: s.amazon_order_id, "ix_orders_amazon_order_id"),
-])
+@pytest.mark.parametrize(
+    "name, query, index",
+    [
+        ("e-mail", lambda s: s.customer_email, "ix_orders_customer_email_trgm"),
+        ("part of an e-mail", lambda s: s.customer_email.split("@")[0], "ix_orders_customer_email_trgm"),
+        ("customer name", lambda s: s.name, "ix_orders_customer_name_trgm"),
+        ("order id", lambda s: s.order_id, "order_id"),
+        ("Amazon order id", lambda s: s.amazon_order_id, "ix_orders_amazon_order_id"),
+    ],
+)
 def test_search_queries_use_the_search_indexes(big, name, query, index):
     application, browser, sample = big
     from urllib.parse import quote
@@ -199,7 +220,8 @@ def test_search_queries_use_the_search_indexes(big, name, query, index):
     assert "Seq Scan on orders" not in plan, plan
 
 
-# ------------------------------------------------------------------ the BENCH instruments stay out of production
+# ------------------------------------------------------------ the BENCH instruments stay out of production
+
 
 def bench_app(database_url, tmp_path, **env):
     return create_app({"TESTING": True}, env=test_env(database_url, tmp_path, **env))

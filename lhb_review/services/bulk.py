@@ -9,6 +9,7 @@ of the four tables are dropped inside that transaction and rebuilt at its end (o
 index instead of millions of random inserts). The tables are locked for the duration, so this is
 for benchmark and staging databases, not a server reviewers are using.
 """
+
 from __future__ import annotations
 
 import io
@@ -17,10 +18,10 @@ import queue
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Callable
 
 from ..demo_assets import make_order_assets
 from ..extensions import db
@@ -36,8 +37,12 @@ ORDER_COLUMNS = (
     "order_date, status, ai_generation_started_at, character_hash, character_path, template_path, "
     "character_specs, book_specs, order_details, asset_prefix, r2_assets, created_at, updated_at"
 )
-STAGE_COLUMNS = "order_id, stage_name, status, reviewed_at, reviewer_email, reviewer_notes, created_at, updated_at"
-APPROVAL_COLUMNS = "order_id, stage, status, approved_at, reviewer_email, reviewer_notes, created_at, updated_at"
+STAGE_COLUMNS = (
+    "order_id, stage_name, status, reviewed_at, reviewer_email, reviewer_notes, created_at, updated_at"
+)
+APPROVAL_COLUMNS = (
+    "order_id, stage, status, approved_at, reviewer_email, reviewer_notes, created_at, updated_at"
+)
 AUDIT_COLUMNS = "order_id, action, stage, reviewer_email, details, ip_address, user_agent, created_at"
 
 STAGE_NAMES = ("preBria", "postBria", "postPdf")
@@ -61,16 +66,27 @@ REVIEWERS = tuple(
     for name in ("sam", "alex", "jo", "kim", "ola", "ren", "tess", "yusuf", "mina", "dario", "lou", "ines")
 )
 REJECT_NOTES = {
-    "preBria": ("Hair colour drifts between the two views.", "Skin tone does not match the order.",
-                "Glasses missing although ordered."),
-    "postBria": ("Name is misspelled on page 2.", "Extra finger on the left hand, page 3.",
-                 "Character looks older than the ordered age."),
-    "postPdf": ("Colours too dark for print on pages 1-3.", "Dedication text cut off at the margin.",
-                "Wrong trim size in the PDF."),
+    "preBria": (
+        "Hair colour drifts between the two views.",
+        "Skin tone does not match the order.",
+        "Glasses missing although ordered.",
+    ),
+    "postBria": (
+        "Name is misspelled on page 2.",
+        "Extra finger on the left hand, page 3.",
+        "Character looks older than the ordered age.",
+    ),
+    "postPdf": (
+        "Colours too dark for print on pages 1-3.",
+        "Dedication text cut off at the margin.",
+        "Wrong trim size in the PDF.",
+    ),
 }
 USER_AGENTS = (
-    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Safari/605.1.15",
-    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Version/17.5 Safari/605.1.15",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/131.0 Safari/537.36",
     "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0",
 )
 
@@ -121,15 +137,25 @@ class Generator:
         # book specs per (child, project, cover).
         self.assets_json = {
             (project, k, depth): _json({name: sets[k][name] for name in STAGE_NAMES[:depth]})
-            for project, sets in asset_sets.items() for k in range(len(sets)) for depth in (1, 2, 3)
+            for project, sets in asset_sets.items()
+            for k in range(len(sets))
+            for depth in (1, 2, 3)
         }
         self.book_json = {
-            (child, project, cover): _json({
-                "title": f"{child} and the {THEMES[project].title()}", "theme": THEMES[project], "pages": 24,
-                "trim_size": "8.5 x 8.5 in", "cover": cover, "dedication": f"For {child}, with love.",
-                "language": "en",
-            })
-            for child in CHILD for project in PROJECTS for cover in ("hardcover", "softcover")
+            (child, project, cover): _json(
+                {
+                    "title": f"{child} and the {THEMES[project].title()}",
+                    "theme": THEMES[project],
+                    "pages": 24,
+                    "trim_size": "8.5 x 8.5 in",
+                    "cover": cover,
+                    "dedication": f"For {child}, with love.",
+                    "language": "en",
+                }
+            )
+            for child in CHILD
+            for project in PROJECTS
+            for cover in ("hardcover", "softcover")
         }
         self.slugs = {name: ascii_slug(name) for name in FIRST + LAST}
 
@@ -147,12 +173,16 @@ class Generator:
             email = f"{self.slugs[first_name]}.{self.slugs[last_name]}{n}@example.com"
             ordered = base + timedelta(seconds=rnd.randrange(span))
             specs = {
-                "name": child, "age": rnd.randint(2, 9),
+                "name": child,
+                "age": rnd.randint(2, 9),
                 "pronouns": rnd.choice(("she/her", "he/him", "they/them")),
                 "skin_tone": rnd.choice(("light", "medium", "tan", "deep")),
-                "hair": {"color": rnd.choice(("black", "brown", "blonde", "red", "auburn")),
-                         "style": rnd.choice(("curly", "straight", "braids", "short", "ponytail"))},
-                "eyes": rnd.choice(("brown", "blue", "green", "hazel")), "glasses": rnd.random() < 0.25,
+                "hair": {
+                    "color": rnd.choice(("black", "brown", "blonde", "red", "auburn")),
+                    "style": rnd.choice(("curly", "straight", "braids", "short", "ponytail")),
+                },
+                "eyes": rnd.choice(("brown", "blue", "green", "hazel")),
+                "glasses": rnd.random() < 0.25,
                 "outfit": rnd.choice(("explorer", "astronaut", "knight", "pirate", "fairy")),
             }
             if "rejected" in shape:
@@ -162,30 +192,51 @@ class Generator:
             else:
                 status = "in_review"
             order_ts = _ts(ordered)
-            orders.append("\t".join((
-                order_id, platform,
-                f"{111 + n % 9}-{n * 7919 % 10_000_000:07d}-{n:07d}" if platform == "amazon" else "\\N",
-                project, first_name, last_name, email, order_ts, status,
-                _ts(ordered + timedelta(minutes=5)),
-                f"chr_{n:08x}{rnd.getrandbits(32):08x}",
-                f"characters/{order_id}/character.json",
-                f"templates/{project}/v3",
-                _json(specs),
-                self.book_json[(child, project, "hardcover" if n % 3 else "softcover")],
-                '{"quantity":%d,"shipping":"%s","gift_wrap":%s,"currency":"USD","total":%s}' % (
-                    1 if n % 4 else 2, "express" if n % 5 == 0 else "standard",
-                    "true" if n % 7 == 0 else "false", "34.99" if n % 4 else "69.98"),
-                f"orders/{order_id}",
-                self.assets_json[(project, n % SAMPLE_SETS, len(shape))],
-                order_ts, order_ts,
-            )))
-            audits.append(f"{order_id}\torder_received\t\\N\t{PIPELINE}\t"
-                          f'{{"platform":"{platform}","project":"{project}"}}\t\\N\t\\N\t{order_ts}')
+            orders.append(
+                "\t".join(
+                    (
+                        order_id,
+                        platform,
+                        f"{111 + n % 9}-{n * 7919 % 10_000_000:07d}-{n:07d}"
+                        if platform == "amazon"
+                        else "\\N",
+                        project,
+                        first_name,
+                        last_name,
+                        email,
+                        order_ts,
+                        status,
+                        _ts(ordered + timedelta(minutes=5)),
+                        f"chr_{n:08x}{rnd.getrandbits(32):08x}",
+                        f"characters/{order_id}/character.json",
+                        f"templates/{project}/v3",
+                        _json(specs),
+                        self.book_json[(child, project, "hardcover" if n % 3 else "softcover")],
+                        '{"quantity":%d,"shipping":"%s","gift_wrap":%s,"currency":"USD","total":%s}'
+                        % (
+                            1 if n % 4 else 2,
+                            "express" if n % 5 == 0 else "standard",
+                            "true" if n % 7 == 0 else "false",
+                            "34.99" if n % 4 else "69.98",
+                        ),
+                        f"orders/{order_id}",
+                        self.assets_json[(project, n % SAMPLE_SETS, len(shape))],
+                        order_ts,
+                        order_ts,
+                    )
+                )
+            )
+            audits.append(
+                f"{order_id}\torder_received\t\\N\t{PIPELINE}\t"
+                f'{{"platform":"{platform}","project":"{project}"}}\t\\N\t\\N\t{order_ts}'
+            )
             submitted = ordered + timedelta(minutes=rnd.randint(15, 90))
             for stage, stage_status in zip(STAGE_NAMES, shape):
                 sub_ts = _ts(submitted)
-                audits.append(f'{order_id}\tstage_submitted\t{stage}\t{PIPELINE}\t{{"assets":'
-                              f'{1 if stage == "postPdf" else 2 + (stage == "postBria")}}}\t\\N\t\\N\t{sub_ts}')
+                audits.append(
+                    f'{order_id}\tstage_submitted\t{stage}\t{PIPELINE}\t{{"assets":'
+                    f"{1 if stage == 'postPdf' else 2 + (stage == 'postBria')}}}\t\\N\t\\N\t{sub_ts}"
+                )
                 reviewer = REVIEWERS[rnd.randrange(len(REVIEWERS))]
                 ip = f"10.20.{rnd.randrange(256)}.{rnd.randrange(1, 255)}"
                 agent = USER_AGENTS[rnd.randrange(len(USER_AGENTS))]
@@ -194,36 +245,53 @@ class Generator:
                     decided = self.now - timedelta(seconds=rnd.randint(1, 600))
                 if stage_status in ("pending", "in_review"):
                     claimed_by = reviewer if stage_status == "in_review" else "\\N"
-                    stages.append(f"{order_id}\t{stage}\t{stage_status}\t\\N\t{claimed_by}\t\\N\t{sub_ts}\t{sub_ts}")
+                    stages.append(
+                        f"{order_id}\t{stage}\t{stage_status}\t\\N\t{claimed_by}\t\\N\t{sub_ts}\t{sub_ts}"
+                    )
                     if stage_status == "in_review":
                         claim_ts = _ts(submitted + timedelta(seconds=rnd.randint(60, 3600)))
-                        audits.append(f'{order_id}\tstage_claimed\t{stage}\t{reviewer}\t{{}}\t{ip}\t'
-                                      f'{agent}\t{claim_ts}')
+                        audits.append(
+                            f"{order_id}\tstage_claimed\t{stage}\t{reviewer}\t{{}}\t{ip}\t{agent}\t{claim_ts}"
+                        )
                     break
                 dec_ts = _ts(decided)
                 notes = rnd.choice(REJECT_NOTES[stage]) if stage_status == "rejected" else None
                 notes_text = _text(notes)
-                stages.append(f"{order_id}\t{stage}\t{stage_status}\t{dec_ts}\t{reviewer}\t{notes_text}\t"
-                              f"{sub_ts}\t{dec_ts}")
+                stages.append(
+                    f"{order_id}\t{stage}\t{stage_status}\t{dec_ts}\t{reviewer}\t{notes_text}\t"
+                    f"{sub_ts}\t{dec_ts}"
+                )
                 approved = stage_status == "approved"
-                approvals.append(f"{order_id}\t{stage}\t{'approved' if approved else 'pending'}\t"
-                                 f"{dec_ts if approved else chr(92) + 'N'}\t{reviewer}\t{notes_text}\t"
-                                 f"{dec_ts}\t{dec_ts}")
+                approvals.append(
+                    f"{order_id}\t{stage}\t{'approved' if approved else 'pending'}\t"
+                    f"{dec_ts if approved else chr(92) + 'N'}\t{reviewer}\t{notes_text}\t"
+                    f"{dec_ts}\t{dec_ts}"
+                )
                 details = _json({"status_before": "pending", "status_after": stage_status, "notes": notes})
-                audits.append(f"{order_id}\tstage_{stage_status}\t{stage}\t{reviewer}\t{details}\t{ip}\t"
-                              f"{agent}\t{dec_ts}")
+                audits.append(
+                    f"{order_id}\tstage_{stage_status}\t{stage}\t{reviewer}\t{details}\t{ip}\t"
+                    f"{agent}\t{dec_ts}"
+                )
                 submitted = decided + timedelta(minutes=rnd.randint(30, 360))
         return {
             "orders": ("\n".join(orders) + "\n").encode(),
             "review_stages": ("\n".join(stages) + "\n").encode() if stages else b"",
             "approvals": ("\n".join(approvals) + "\n").encode() if approvals else b"",
             "audit_logs": ("\n".join(audits) + "\n").encode(),
-        }, {"orders": len(orders), "review_stages": len(stages), "approvals": len(approvals),
-            "audit_logs": len(audits)}
+        }, {
+            "orders": len(orders),
+            "review_stages": len(stages),
+            "approvals": len(approvals),
+            "audit_logs": len(audits),
+        }
 
 
-COLUMNS = {"orders": ORDER_COLUMNS, "review_stages": STAGE_COLUMNS, "approvals": APPROVAL_COLUMNS,
-           "audit_logs": AUDIT_COLUMNS}
+COLUMNS = {
+    "orders": ORDER_COLUMNS,
+    "review_stages": STAGE_COLUMNS,
+    "approvals": APPROVAL_COLUMNS,
+    "audit_logs": AUDIT_COLUMNS,
+}
 
 SECONDARY_OBJECTS = """
 SELECT c.relname, con.conname, con.contype, pg_get_constraintdef(con.oid), NULL
@@ -234,7 +302,8 @@ UNION ALL
 SELECT c.relname, i.relname, 'i', NULL, pg_get_indexdef(i.oid)
 FROM pg_index x JOIN pg_class c ON c.oid = x.indrelid JOIN pg_class i ON i.oid = x.indexrelid
 WHERE c.relname = ANY(%(tables)s) AND c.relnamespace = current_schema()::regnamespace
-  AND NOT EXISTS (SELECT 1 FROM pg_constraint con WHERE con.conindid = x.indexrelid AND con.contype IN ('p', 'u'))
+  AND NOT EXISTS (SELECT 1 FROM pg_constraint con
+                  WHERE con.conindid = x.indexrelid AND con.contype IN ('p', 'u'))
 """
 
 
@@ -271,29 +340,41 @@ _drawn: dict[Path, dict[str, list[dict]]] = {}
 def sample_assets(asset_root: Path) -> dict[str, list[dict]]:
     """A few real drawn asset sets per project, shared by the bulk orders, so their pages show pictures."""
     drawn = _drawn.get(asset_root)
-    if drawn and all((asset_root / a["key"]).exists()
-                     for sets in drawn.values() for stages in sets for items in stages.values() for a in items):
+    if drawn and all(
+        (asset_root / a["key"]).exists()
+        for sets in drawn.values()
+        for stages in sets
+        for items in stages.values()
+        for a in items
+    ):
         return drawn
     sets: dict[str, list[dict]] = {}
     for p, project in enumerate(PROJECTS):
         sets[project] = []
         for k in range(SAMPLE_SETS):
             child = CHILD[(p * SAMPLE_SETS + k) % len(CHILD)]
-            specs = {"name": child, "skin_tone": ("light", "medium", "tan", "deep")[(p + k) % 4],
-                     "hair": {"color": ("brown", "black", "red", "blonde")[(p + 2 * k) % 4]},
-                     "outfit": ("explorer", "astronaut", "knight", "pirate", "fairy")[(p + k) % 5]}
+            specs = {
+                "name": child,
+                "skin_tone": ("light", "medium", "tan", "deep")[(p + k) % 4],
+                "hair": {"color": ("brown", "black", "red", "blonde")[(p + 2 * k) % 4]},
+                "outfit": ("explorer", "astronaut", "knight", "pirate", "fairy")[(p + k) % 5],
+            }
             book = {"theme": THEMES[project]}
-            sets[project].append(make_order_assets(asset_root, f"{PREFIX}SAMPLE-{p}{k}", project, specs, book))
+            sets[project].append(
+                make_order_assets(asset_root, f"{PREFIX}SAMPLE-{p}{k}", project, specs, book)
+            )
     _drawn[asset_root] = sets
     return sets
 
 
 def existing_bulk_orders(cur) -> int:
     """The highest bulk order number present (bulk loads are contiguous from 1)."""
-    cur.execute("SELECT max(order_id) FROM orders WHERE order_id LIKE %s AND order_id NOT LIKE %s",
-                (PREFIX + "%", PREFIX + "SAMPLE%"))
+    cur.execute(
+        "SELECT max(order_id) FROM orders WHERE order_id LIKE %s AND order_id NOT LIKE %s",
+        (PREFIX + "%", PREFIX + "SAMPLE%"),
+    )
     highest = cur.fetchone()[0]
-    return int(highest[len(PREFIX):]) if highest else 0
+    return int(highest[len(PREFIX) :]) if highest else 0
 
 
 def load_bulk(
@@ -315,7 +396,7 @@ def load_bulk(
     try:
         conn = raw.driver_connection
         cur = conn.cursor()
-        # No statement timeout for the load; a bounded wait for the table locks (other sessions' transactions).
+        # No statement timeout for the load; a bounded wait for the table locks (others' transactions).
         cur.execute("SET statement_timeout = 0; SET lock_timeout = '30s'; SET maintenance_work_mem = '256MB'")
         existing = existing_bulk_orders(cur)
         result = BulkResult(requested=count, existing=existing)
@@ -364,8 +445,15 @@ def load_bulk(
         raw.close()
 
 
-def _copy_all(cur, generator: Generator, first: int, last: int, chunk_size: int, result: BulkResult,
-              progress: Callable[[str], None]) -> None:
+def _copy_all(
+    cur,
+    generator: Generator,
+    first: int,
+    last: int,
+    chunk_size: int,
+    result: BulkResult,
+    progress: Callable[[str], None],
+) -> None:
     """COPY chunk after chunk while a thread generates the next one (the server works meanwhile)."""
     ready: queue.Queue = queue.Queue(maxsize=2)
     stop = threading.Event()
@@ -394,8 +482,9 @@ def _copy_all(cur, generator: Generator, first: int, last: int, chunk_size: int,
             data, counts = item
             for table in TABLES:
                 if data[table]:
-                    cur.copy_expert(f"COPY {table} ({COLUMNS[table]}) FROM STDIN", io.BytesIO(data[table]),
-                                    size=1 << 20)
+                    cur.copy_expert(
+                        f"COPY {table} ({COLUMNS[table]}) FROM STDIN", io.BytesIO(data[table]), size=1 << 20
+                    )
                 result.rows[table] += counts[table]
             done += counts["orders"]
             if done % (chunk_size * 10) == 0 or first + done > last:

@@ -8,6 +8,7 @@ Revision ID: 0008_performance_indexes
 Revises: 0004_pipeline_api
 Create Date: 2026-11-25
 """
+
 from alembic import op
 from sqlalchemy import text
 
@@ -26,7 +27,10 @@ INDEXES = {
     "ix_orders_amazon_order_id": ("orders", "(amazon_order_id)", ""),
     "ix_orders_customer_email_trgm": ("orders", "USING gin (customer_email {trgm})", ""),
     "ix_orders_customer_name_trgm": (
-        "orders", "USING gin (((customer_first_name || ' ') || customer_last_name) {trgm})", ""),
+        "orders",
+        "USING gin (((customer_first_name || ' ') || customer_last_name) {trgm})",
+        "",
+    ),
     "ix_audit_logs_order_created": ("audit_logs", "(order_id, created_at DESC)", ""),
     "ix_audit_logs_order_stage_created": ("audit_logs", "(order_id, stage, created_at)", ""),
 }
@@ -41,17 +45,24 @@ def upgrade():
     with op.get_context().autocommit_block():
         # pg_trgm is a trusted extension: the database owner may create it without being a superuser.
         op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
-        trgm_schema = bind.execute(text(
-            "SELECT extnamespace::regnamespace::text FROM pg_extension WHERE extname = 'pg_trgm'")).scalar()
+        trgm_schema = bind.execute(
+            text("SELECT extnamespace::regnamespace::text FROM pg_extension WHERE extname = 'pg_trgm'")
+        ).scalar()
         trgm = f"{quote(trgm_schema)}.gin_trgm_ops"
         for name, (table, columns, where) in INDEXES.items():
-            valid = bind.execute(text(
-                "SELECT x.indisvalid FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid "
-                "WHERE i.relname = :name AND i.relnamespace = current_schema()::regnamespace"), {"name": name}).scalar()
+            valid = bind.execute(
+                text(
+                    "SELECT x.indisvalid FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid "
+                    "WHERE i.relname = :name AND i.relnamespace = current_schema()::regnamespace"
+                ),
+                {"name": name},
+            ).scalar()
             if valid is False:
                 op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
-            op.execute(f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {name} ON {table} "
-                       f"{columns.format(trgm=trgm)} {where}".rstrip())
+            op.execute(
+                f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {name} ON {table} "
+                f"{columns.format(trgm=trgm)} {where}".rstrip()
+            )
 
 
 def downgrade():
