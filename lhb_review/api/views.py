@@ -10,10 +10,10 @@ from datetime import datetime
 
 from flask import jsonify, request, url_for
 from sqlalchemy import and_, literal, or_, select, tuple_
-from sqlalchemy.orm import load_only
 
 from ..extensions import db
 from ..models import Approval, AuditLog, Order, ReviewStage
+from ..models.core import stage_assets
 from ..services import decisions, orders, outbox, submissions
 from ..services.errors import AlreadyDecided, Invalid, NotFound
 from ..stages import STAGE_NAMES, StageStatus, parse_stage
@@ -91,7 +91,7 @@ def stage_views(
             row,
             order_id,
             stage,
-            orders_by_id.get(order_id),
+            orders_by_id[order_id].assets_for(stage) if order_id in orders_by_id else [],
             approvals.get((order_id, stage)),
             reasons.get((order_id, stage)),
         )
@@ -103,11 +103,14 @@ def stage_view(
     row: ReviewStage | None,
     order_id: str,
     stage: str,
-    order: Order | None,
+    assets: list[dict],
     approval_status: str | None,
     last_decision: dict | None,
 ) -> dict:
-    """The answer for one stage: the seed's approved/pending, the review state and the assets."""
+    """The answer for one stage: the seed's approved/pending, the review state and the assets.
+
+    ``row`` is the stage's review_stages row (or any row with its columns), None when not submitted.
+    """
     stage_reasons = last_decision.get("reasons") if isinstance(last_decision, dict) else None
     return {
         "order_id": order_id,
@@ -120,7 +123,7 @@ def stage_view(
         "reviewed_at": iso(row.reviewed_at) if row else None,
         "submitted_at": iso(row.created_at) if row else None,
         "updated_at": iso(row.updated_at) if row else None,
-        "assets": order.assets_for(stage) if order else [],
+        "assets": assets,
     }
 
 
@@ -139,9 +142,10 @@ def full_order_json(order: Order) -> dict:
 
 
 def stage_json(order_id: str, stage: str) -> dict:
-    """One stage's answer in one statement, since the pipeline polls it: the stage row, its order's assets,
-    its approvals row and its last decision, each outer-joined to the asked-for pair (any may be missing;
-    an approval imported before its order arrived still answers)."""
+    """One stage's answer in one statement, since the pipeline polls it: the stage row, its assets, its
+    approvals row and its last decision, each outer-joined to the asked-for pair (any may be missing;
+    an approval imported before its order arrived still answers). Plain columns, no ORM objects: this is
+    the API's hottest path."""
     pair = select(literal(order_id).label("order_id"), literal(stage).label("stage")).subquery("pair")
     last_decision = (
         select(AuditLog.details)
@@ -154,19 +158,37 @@ def stage_json(order_id: str, stage: str) -> dict:
         .limit(1)
         .scalar_subquery()
     )
-    row, order, approval_status, details = db.session.execute(
-        select(ReviewStage, Order, Approval.status, last_decision)
+    found = db.session.execute(
+        select(
+            ReviewStage.id,
+            ReviewStage.status,
+            ReviewStage.reviewer_email,
+            ReviewStage.reviewer_notes,
+            ReviewStage.reviewed_at,
+            ReviewStage.created_at,
+            ReviewStage.updated_at,
+            Order.id.label("order_key"),
+            Order.r2_assets[stage].label("assets"),
+            Approval.status.label("approval_status"),
+            last_decision.label("last_decision"),
+        )
         .select_from(pair)
         .outerjoin(Order, Order.order_id == pair.c.order_id)
         .outerjoin(
             ReviewStage, and_(ReviewStage.order_id == pair.c.order_id, ReviewStage.stage_name == pair.c.stage)
         )
         .outerjoin(Approval, and_(Approval.order_id == pair.c.order_id, Approval.stage == pair.c.stage))
-        .options(load_only(Order.order_id, Order.r2_assets))
     ).one()
-    if order is None and row is None and approval_status is None:
+    if found.order_key is None and found.id is None and found.approval_status is None:
         raise NotFound(f"There is no order {order_id}.", order_id=order_id)
-    return stage_view(row, order_id, stage, order, approval_status, details)
+    return stage_view(
+        found if found.id is not None else None,
+        order_id,
+        stage,
+        stage_assets(found.assets),
+        found.approval_status,
+        found.last_decision,
+    )
 
 
 @bp.put("/orders/<order_id>")
