@@ -33,6 +33,18 @@
     }
   });
 
+  // After the decision panel is swapped, put the keyboard where the reviewer needs it: the field to fix, or
+  // the outcome, which a screen reader then reads.
+  document.addEventListener("htmx:afterSwap", function (event) {
+    var panel = document.getElementById("decision-panel");
+    if (!panel || !panel.isConnected || event.detail.target.id !== "decision-panel") { return; }
+    var target = panel.querySelector("[aria-invalid=true]") || panel.querySelector(".notice");
+    if (target) {
+      if (!target.matches("textarea, input, select, button, a")) { target.setAttribute("tabindex", "-1"); }
+      target.focus();
+    }
+  });
+
   document.addEventListener("htmx:responseError", function (event) {
     showToast(messageOf(event.detail.xhr));
   });

@@ -96,6 +96,7 @@ def test_approve_then_reject_in_place(app, page, browser_login, screenshot, revi
     page.click("#decision-panel button[data-action=reject]")
     page.wait_for_selector("#reject-notes[aria-invalid=true]")
     assert "required" in page.locator("#reject-notes-error").inner_text()
+    screenshot(page, "review-page-reject-needs-notes")
     assert stage_status(order.order_id, "postBria") == "pending"
     page.fill("#reject-notes", "The name is misspelled on page 2.")
     page.click("#decision-panel button[data-action=reject]")
@@ -106,6 +107,24 @@ def test_approve_then_reject_in_place(app, page, browser_login, screenshot, revi
     assert sorted(audit_actions(order.order_id)) == ["stage_approved", "stage_rejected"]
     approval = db.session.scalar(select(Approval).where(Approval.order_id == order.order_id, Approval.stage == "postBria"))
     assert approval.status == "pending"
+
+
+def test_second_reviewer_sees_the_first_decision_instead_of_overwriting_it(app, new_page, browser_login, reviewer):
+    order = order_with_assets(app, 10, "pending")
+    first, second = new_page(), new_page()
+    browser_login(first, reviewer)
+    browser_login(second, make_user("second@example.com"))
+    for page in (first, second):
+        page.goto(f"/orders/{order.order_id}/stages/preBria")
+    first.click("#decision-panel button[data-action=approve]")
+    first.wait_for_selector("#decision-panel[data-status=approved]")
+
+    second.fill("#reject-notes", "Too late, but I disagree.")
+    second.click("#decision-panel button[data-action=reject]")
+    second.wait_for_selector("#decision-panel[data-status=approved]")
+    assert "already approved by reviewer@example.com" in second.locator("#decision-panel .notice-error").inner_text()
+    assert stage_status(order.order_id, "preBria") == "approved"
+    assert audit_actions(order.order_id) == ["stage_approved"]
 
 
 def test_gallery_opens_an_image_full_size(app, page, browser_login, reviewer):
@@ -159,3 +178,19 @@ def test_forms_work_without_javascript(app, chromium, live_server, browser_login
         assert order.order_id in page.locator("#queue-rows").inner_text()
     finally:
         context.close()
+
+
+def test_demo_data_screenshots(app, page, browser_login, screenshot, reviewer):
+    from lhb_review.services.seed import seed_demo
+
+    seed_demo(27, app.config["ASSET_DIR"])
+    browser_login(page, reviewer)
+    page.goto("/queue")
+    assert page.locator("#queue-rows tbody tr").count() >= 10
+    screenshot(page, "queue-demo")
+    page.goto("/queue?status=any&size=25")
+    assert page.locator("a[rel=next]").count() == 1
+    page.goto("/orders/LHB-DEMO-0006/stages/postBria")
+    screenshot(page, "review-demo-rejected")
+    page.goto("/orders/LHB-DEMO-0006")
+    screenshot(page, "order-demo")
