@@ -13,7 +13,7 @@ from typing import Any, Mapping
 
 from flask import current_app
 from itsdangerous import BadData, URLSafeSerializer
-from sqlalchemy import and_, func, literal, or_, select, tuple_, union_all
+from sqlalchemy import and_, func, literal, literal_column, or_, select, tuple_, union_all
 from sqlalchemy.orm import joinedload
 
 from ..extensions import db
@@ -189,7 +189,8 @@ def _escape_like(text: str) -> str:
 def search_clause(q: str):
     """Exact order id or Amazon order id, or a case-insensitive part of the e-mail or the full name."""
     pattern = f"%{_escape_like(q)}%"
-    full_name = Order.customer_first_name + literal(" ") + Order.customer_last_name
+    # Spelled exactly as customer_first_name || ' ' || customer_last_name, so an expression index on it applies.
+    full_name = Order.customer_first_name.op("||")(literal_column("' '")).op("||")(Order.customer_last_name)
     return or_(
         Order.order_id == q,
         Order.amazon_order_id == q,

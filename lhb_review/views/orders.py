@@ -80,12 +80,13 @@ def decide(order_id: str, stage: str, action: str, service: Callable[..., Review
 
     A broken rule answers with its status (409, 422, 403) and the panel or page showing why, the form kept.
     """
-    load(order_id, stage)
+    if stage not in STAGE_NAMES:
+        abort(404, description=f"There is no stage called {stage!r}: stages are {', '.join(STAGE_NAMES)}.")
     notes = request.form.get("notes", "")
     try:
         service(current_actor(), order_id, stage, notes)
-    except NotFound:
-        abort(404)
+    except NotFound as exc:
+        abort(404, description=exc.message)
     except DomainError as exc:
         order, row = load(order_id, stage)
         context = panel_context(order, row, error=exc.message, field_errors=getattr(exc, "fields", {}) or {},
