@@ -77,6 +77,15 @@ def test_post_pdf_stage_shows_the_pdf_inline(app, reviewer):
     assert f'<iframe class="pdf-frame" src="/assets/{key}"' in body
 
 
+@pytest.mark.parametrize("r2_assets", [None, [], {"preBria": "oops"}, {"preBria": [1, {"label": "no key"}, {"key": 5}]}])
+def test_malformed_assets_from_the_pipeline_do_not_break_the_page(app, reviewer, r2_assets):
+    order = make_order(r2_assets=r2_assets)
+    make_stage(order, "preBria", "pending")
+    response = reviewer.get(url(order.order_id))
+    assert response.status_code == 200
+    assert "No assets were submitted for this stage" in response.get_data(as_text=True)
+
+
 def test_later_stage_page_says_which_stage_must_be_approved_first(app, reviewer):
     order = make_order_with_stages("pending", "pending")
     body = reviewer.get(url(order.order_id, "postBria")).get_data(as_text=True)

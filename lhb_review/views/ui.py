@@ -122,6 +122,14 @@ def age_class(value: datetime | None, now: datetime | None = None) -> str:
     return "age-old" if hours >= 72 else "age-day" if hours >= 24 else ""
 
 
+def stage_assets(r2_assets: Any, stage: str) -> list[dict]:
+    """A stage's assets from r2_assets, skipping anything malformed the pipeline may have sent."""
+    entries = r2_assets.get(stage) if isinstance(r2_assets, dict) else None
+    if not isinstance(entries, list):
+        return []
+    return [a for a in entries if isinstance(a, dict) and isinstance(a.get("key"), str) and a["key"]]
+
+
 def is_image(asset: dict) -> bool:
     return str(asset.get("content_type", "")).startswith("image/")
 
@@ -141,5 +149,6 @@ def register(app: Flask) -> None:
     app.add_template_filter(spec_value)
     app.add_template_filter(humanize_key)
     app.add_template_global(spec_items)
+    app.add_template_global(stage_assets)
     app.add_template_test(is_image, "image_asset")
     app.add_template_test(is_pdf, "pdf_asset")

@@ -194,3 +194,13 @@ def test_demo_data_screenshots(app, page, browser_login, screenshot, reviewer):
     screenshot(page, "review-demo-rejected")
     page.goto("/orders/LHB-DEMO-0006")
     screenshot(page, "order-demo")
+
+
+def test_sign_in_and_error_pages_share_the_layout(app, page, browser_login, screenshot, reviewer):
+    page.goto("/login")
+    screenshot(page, "login")
+    browser_login(page, reviewer)
+    response = page.goto("/orders/NOPE-404")
+    assert response.status == 404
+    assert "There is no order" in page.locator("main").inner_text()
+    screenshot(page, "not-found")
