@@ -173,6 +173,12 @@ def test_htmx_filter_gets_only_the_list(app, reviewer):
     assert "HX-Request" in response.headers["Vary"]
 
 
+def test_htmx_filter_pushes_the_short_form_of_the_url(app, reviewer):
+    response = reviewer.get("/queue?q=&stage=postBria&status=waiting&platform=&project=amazon-kids&size=50",
+                            headers={"HX-Request": "true"})
+    assert response.headers["HX-Push-Url"] == "/queue?stage=postBria&project=amazon-kids"
+
+
 def test_page_without_htmx_has_the_filter_form_wired_for_htmx(app, reviewer):
     body = reviewer.get("/queue?platform=amazon").get_data(as_text=True)
     form = re.search(r'<form class="filters".*?>', body, re.S).group(0)

@@ -268,6 +268,16 @@ def test_reopen_of_a_waiting_stage_is_409(app, admin):
     assert state(order_id) == ("pending", None, None, [])
 
 
+@pytest.mark.parametrize("order_id", ["bad%00id", "x" * 10_000, "../../etc", "%F0%9F%93%9A"])
+@pytest.mark.parametrize("suffix", ["", "/stages/preBria", "/stages/preBria/approve"])
+def test_odd_order_ids_are_404_never_500(app, reviewer, order_id, suffix):
+    make_order_with_stages("pending")
+    path = f"/orders/{order_id}{suffix}"
+    response = reviewer.post(path, {"notes": "n"}) if suffix.endswith("approve") else reviewer.get(path)
+    assert response.status_code == 404
+    assert db.session.scalar(select(func.count()).select_from(AuditLog).where(AuditLog.stage.is_not(None))) == 0
+
+
 @pytest.mark.parametrize("path", ["/orders/NOPE/stages/preBria/approve", "/orders/{o}/stages/nonsense/approve",
                                   "/orders/{o}/stages/postBria/approve", "/orders/{o}/stages/preBria/explode"])
 def test_action_on_an_unknown_order_or_stage_is_404(app, reviewer, path):

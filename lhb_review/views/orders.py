@@ -23,10 +23,20 @@ OUTCOMES = {
 }
 
 
-def load(order_id: str, stage: str | None = None) -> tuple[Order, ReviewStage | None]:
-    """The order (with its stages) and the named stage's row; 404 when either is absent."""
+MAX_ORDER_ID = 255  # orders.order_id is VARCHAR(255)
+
+
+def check_names(order_id: str, stage: str | None) -> None:
+    """404 for names no row can have: an unknown stage, or an order id PostgreSQL could not even compare."""
     if stage is not None and stage not in STAGE_NAMES:
         abort(404, description=f"There is no stage called {stage!r}: stages are {', '.join(STAGE_NAMES)}.")
+    if "\x00" in order_id or len(order_id) > MAX_ORDER_ID:
+        abort(404, description="There is no order with that id.")
+
+
+def load(order_id: str, stage: str | None = None) -> tuple[Order, ReviewStage | None]:
+    """The order (with its stages) and the named stage's row; 404 when either is absent."""
+    check_names(order_id, stage)
     order = queries.order_with_stages(order_id)
     if order is None:
         abort(404, description=f"There is no order {order_id!r}.")
@@ -80,8 +90,7 @@ def decide(order_id: str, stage: str, action: str, service: Callable[..., Review
 
     A broken rule answers with its status (409, 422, 403) and the panel or page showing why, the form kept.
     """
-    if stage not in STAGE_NAMES:
-        abort(404, description=f"There is no stage called {stage!r}: stages are {', '.join(STAGE_NAMES)}.")
+    check_names(order_id, stage)
     notes = request.form.get("notes", "")
     try:
         service(current_actor(), order_id, stage, notes)

@@ -1,7 +1,7 @@
 """The review queue: stages waiting for a reviewer, filtered and paged by keyset, with counts at a glance."""
 from __future__ import annotations
 
-from flask import Blueprint, render_template, request
+from flask import Blueprint, render_template, request, url_for
 from flask_login import login_required
 
 from ..htmx import wants_fragment
@@ -22,8 +22,10 @@ def index():
         return render_template(template, error=exc.message, page=None, filter=queries.QueueFilter(),
                                **_page_context(fragment=wants_fragment())), exc.status
     page = queries.queue_page(queue_filter)
-    return render_template(template, page=page, filter=queue_filter, error=None,
-                           **_page_context(fragment=wants_fragment()))
+    body = render_template(template, page=page, filter=queue_filter, error=None, **_page_context(fragment=wants_fragment()))
+    # The address bar gets the short form of the filter (no empty fields, no defaults), so it is worth sharing.
+    headers = {"HX-Push-Url": url_for("queue.index", **queue_filter.params())} if wants_fragment() else {}
+    return body, 200, headers
 
 
 def _page_context(*, fragment: bool) -> dict:
