@@ -329,3 +329,30 @@ def test_notes_with_markup_are_shown_as_text(app, reviewer):
     body = reviewer.get(url(order.order_id)).get_data(as_text=True)
     assert "<script>alert(1)</script>" not in body
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in body
+
+
+@pytest.mark.parametrize("path,status,icon", [
+    ("/queue", "pending", "i-clock"),
+    ("/orders/{o}", "approved", "i-check"),
+    ("/orders/{o}/stages/preBria", "approved", "i-check"),
+    ("/orders/{o}/stages/postBria", "pending", "i-clock"),
+])
+def test_pages_hold_under_a_strict_csp_and_show_status_by_text_and_icon(app, reviewer, path, status, icon):
+    order = make_order_with_stages("approved", "pending")
+    body = reviewer.get(path.format(o=order.order_id)).get_data(as_text=True)
+    assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", body)  # every script comes from a file
+    assert not re.search(r"\sstyle=", body) and "<style" not in body and "hx-on" not in body
+    assert re.findall(r'<script src="([^"]+)"', body) == ["/static/vendor/htmx-2.0.11.min.js", "/static/js/app.js"] + (
+        ["/static/js/gallery.js"] if "/stages/" in path else [])
+    badge = re.search(rf'<span class="badge badge-{status}[^"]*">(.*?)</span>', body, re.S).group(1)
+    assert f'<use href="#{icon}">' in badge and badge.endswith(status.capitalize())
+
+
+def test_reading_pages_writes_nothing(app, reviewer):
+    order = make_order_with_stages("approved", "pending")
+    before = db.session.scalar(select(func.count()).select_from(AuditLog))
+    for path in ("/queue", f"/orders/{order.order_id}", url(order.order_id, "postBria"),
+                 url(order.order_id, "postBria", "approve")):
+        reviewer.get(path)
+    assert db.session.scalar(select(func.count()).select_from(AuditLog)) == before
+    assert state(order.order_id, "postBria") == ("pending", None, None, [])

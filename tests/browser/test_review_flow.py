@@ -204,3 +204,19 @@ def test_sign_in_and_error_pages_share_the_layout(app, page, browser_login, scre
     assert response.status == 404
     assert "There is no order" in page.locator("main").inner_text()
     screenshot(page, "not-found")
+
+
+def test_admin_reopens_in_place(app, page, browser_login, screenshot):
+    admin = make_user("admin@example.com", role="admin")
+    order = order_with_assets(app, 11, "approved", "rejected")
+    browser_login(page, admin)
+    page.goto(f"/orders/{order.order_id}/stages/postBria")
+    screenshot(page, "review-page-admin-decided")
+    page.evaluate("window.__samePage = 'yes'")
+    page.fill("#reopen-notes", "New illustrations uploaded.")
+    page.click("#decision-panel button[data-action=reopen]")
+    page.wait_for_selector("#decision-panel[data-status=pending]")
+    assert page.evaluate("window.__samePage") == "yes"
+    page.wait_for_selector("#stage-history .action-stage_reopened")
+    assert stage_status(order.order_id, "postBria") == "pending"
+    assert audit_actions(order.order_id) == ["stage_reopened"]
