@@ -189,7 +189,7 @@ def _escape_like(text: str) -> str:
 def search_clause(q: str):
     """Exact order id or Amazon order id, or a case-insensitive part of the e-mail or the full name."""
     pattern = f"%{_escape_like(q)}%"
-    # Spelled exactly as customer_first_name || ' ' || customer_last_name, so an expression index on it applies.
+    # Spelled as customer_first_name || ' ' || customer_last_name, so an expression index on it applies.
     full_name = Order.customer_first_name.op("||")(literal_column("' '")).op("||")(Order.customer_last_name)
     return or_(
         Order.order_id == q,
@@ -227,7 +227,8 @@ def queue_page(f: QueueFilter) -> QueuePage:
     cursor = decode_cursor(f.cursor) if f.cursor else None
     backwards = cursor is not None and cursor.direction == "b"
     if cursor is not None:
-        bound = tuple_(literal(cursor.created_at, ReviewStage.created_at.type), literal(cursor.id, ReviewStage.id.type))
+        bound = tuple_(literal(cursor.created_at, ReviewStage.created_at.type),
+                       literal(cursor.id, ReviewStage.id.type))
         stmt = stmt.where(key < bound if backwards else key > bound)
     if backwards:
         stmt = stmt.order_by(ReviewStage.created_at.desc(), ReviewStage.id.desc())

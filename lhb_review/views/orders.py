@@ -21,8 +21,6 @@ OUTCOMES = {
     "reject": "Rejected. The notes went to the pipeline with the decision, and it is in the audit log.",
     "reopen": "Reopened. The stage is waiting for review again.",
 }
-
-
 MAX_ORDER_ID = 255  # orders.order_id is VARCHAR(255)
 
 
@@ -53,7 +51,10 @@ def load(order_id: str, stage: str | None = None) -> tuple[Order, ReviewStage | 
 def order(order_id: str):
     found, _ = load(order_id)
     return render_template(
-        "orders/show.html", order=found, stages=queries.stages_in_order(found), audit=queries.order_audit(order_id),
+        "orders/show.html",
+        order=found,
+        stages=queries.stages_in_order(found),
+        audit=queries.order_audit(order_id),
         audit_limit=queries.ORDER_AUDIT_LIMIT,
     )
 
@@ -62,7 +63,8 @@ def order(order_id: str):
 @login_required
 def stage(order_id: str, stage: str):
     found, row = load(order_id, stage)
-    return render_template("review/stage.html", **panel_context(found, row), history=queries.stage_history(order_id, stage))
+    history = queries.stage_history(order_id, stage)
+    return render_template("review/stage.html", **panel_context(found, row), history=history)
 
 
 def panel_context(order: Order, row: ReviewStage, **extra) -> dict:

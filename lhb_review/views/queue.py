@@ -22,7 +22,8 @@ def index():
         return render_template(template, error=exc.message, page=None, filter=queries.QueueFilter(),
                                **_page_context(fragment=wants_fragment())), exc.status
     page = queries.queue_page(queue_filter)
-    body = render_template(template, page=page, filter=queue_filter, error=None, **_page_context(fragment=wants_fragment()))
+    body = render_template(template, page=page, filter=queue_filter, error=None,
+                           **_page_context(fragment=wants_fragment()))
     # The address bar gets the short form of the filter (no empty fields, no defaults), so it is worth sharing.
     headers = {"HX-Push-Url": url_for("queue.index", **queue_filter.params())} if wants_fragment() else {}
     return body, 200, headers

@@ -1,4 +1,4 @@
-"""Template helpers for the review pages: times, ages, statuses, audit actions and specs, said the same way everywhere."""
+"""Template helpers: times, ages, statuses, audit actions and specs, said the same way on every page."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
