@@ -220,3 +220,19 @@ def test_admin_reopens_in_place(app, page, browser_login, screenshot):
     page.wait_for_selector("#stage-history .action-stage_reopened")
     assert stage_status(order.order_id, "postBria") == "pending"
     assert audit_actions(order.order_id) == ["stage_reopened"]
+
+
+def test_signed_out_reviewer_is_taken_to_sign_in_not_shown_it_inside_the_panel(app, page, browser_login, reviewer):
+    from lhb_review.models import User
+
+    order = order_with_assets(app, 12, "pending")
+    browser_login(page, reviewer)
+    page.goto(f"/orders/{order.order_id}/stages/preBria")
+    db.session.get(User, reviewer.id).active = False
+    db.session.commit()
+    page.click("#decision-panel button[data-action=approve]")
+    page.wait_for_url("**/login?next=**")
+    assert "preBria" in page.url
+    assert page.locator("#decision-panel").count() == 0
+    assert stage_status(order.order_id, "preBria") == "pending"
+    assert audit_actions(order.order_id) == []
