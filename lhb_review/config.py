@@ -168,6 +168,8 @@ def build_config(env: dict | None = None) -> dict:
         "QUEUE_PROJECTS": env_list(env, "QUEUE_PROJECTS", "my-first-adventure,bedtime-hero,space-explorer,dino-friends"),
         "LOG_FORMAT": env.get("LOG_FORMAT", "text"),
         "LOG_LEVEL": env.get("LOG_LEVEL", "INFO"),
+        "SLOW_QUERY_MS": env_int(env, "SLOW_QUERY_MS", 500),
+        "PG_BIN_DIR": env.get("PG_BIN_DIR") or None,
         "SQLALCHEMY_TRACK_MODIFICATIONS": False,
     }
 
