@@ -181,7 +181,7 @@ def test_htmx_filter_pushes_the_short_form_of_the_url(app, reviewer):
 
 def test_page_without_htmx_has_the_filter_form_wired_for_htmx(app, reviewer):
     body = reviewer.get("/queue?platform=amazon").get_data(as_text=True)
-    form = re.search(r'<form class="filters".*?>', body, re.S).group(0)
+    form = re.search(r'<form class="queue-filters".*?>', body, re.S).group(0)
     assert 'method="get"' in form and 'hx-get="/queue"' in form
     assert 'hx-target="#queue-rows"' in form and 'hx-push-url="true"' in form
     assert '<option value="amazon" selected>' in body
