@@ -9,7 +9,7 @@ import uuid
 from datetime import datetime
 
 from flask import jsonify, request, url_for
-from sqlalchemy import and_, literal, or_, select, tuple_
+from sqlalchemy import String, and_, bindparam, or_, select, tuple_
 
 from ..extensions import db
 from ..models import Approval, AuditLog, Order, ReviewStage
@@ -141,12 +141,12 @@ def full_order_json(order: Order) -> dict:
     return order_json(order, stage_views(pairs, {order.order_id: order}))
 
 
-def stage_json(order_id: str, stage: str) -> dict:
-    """One stage's answer in one statement, since the pipeline polls it: the stage row, its assets, its
-    approvals row and its last decision, each outer-joined to the asked-for pair (any may be missing;
-    an approval imported before its order arrived still answers). Plain columns, no ORM objects: this is
-    the API's hottest path."""
-    pair = select(literal(order_id).label("order_id"), literal(stage).label("stage")).subquery("pair")
+def _stage_status_statement():
+    """The polled stage answer as one statement, built once: the stage row, its assets, its approvals row and
+    its last decision, each outer-joined to the asked-for (order_id, stage) pair, so any may be missing."""
+    pair = select(
+        bindparam("order_id", type_=String).label("order_id"), bindparam("stage", type_=String).label("stage")
+    ).subquery("pair")
     last_decision = (
         select(AuditLog.details)
         .where(
@@ -158,7 +158,7 @@ def stage_json(order_id: str, stage: str) -> dict:
         .limit(1)
         .scalar_subquery()
     )
-    found = db.session.execute(
+    return (
         select(
             ReviewStage.id,
             ReviewStage.status,
@@ -168,7 +168,7 @@ def stage_json(order_id: str, stage: str) -> dict:
             ReviewStage.created_at,
             ReviewStage.updated_at,
             Order.id.label("order_key"),
-            Order.r2_assets[stage].label("assets"),
+            Order.r2_assets[pair.c.stage].label("assets"),
             Approval.status.label("approval_status"),
             last_decision.label("last_decision"),
         )
@@ -178,7 +178,16 @@ def stage_json(order_id: str, stage: str) -> dict:
             ReviewStage, and_(ReviewStage.order_id == pair.c.order_id, ReviewStage.stage_name == pair.c.stage)
         )
         .outerjoin(Approval, and_(Approval.order_id == pair.c.order_id, Approval.stage == pair.c.stage))
-    ).one()
+    )
+
+
+STAGE_STATUS = _stage_status_statement()
+
+
+def stage_json(order_id: str, stage: str) -> dict:
+    """One stage's answer in one statement of plain columns (no ORM objects): the pipeline polls this.
+    An approval imported before its order arrived still answers."""
+    found = db.session.execute(STAGE_STATUS, {"order_id": order_id, "stage": stage}).one()
     if found.order_key is None and found.id is None and found.approval_status is None:
         raise NotFound(f"There is no order {order_id}.", order_id=order_id)
     return stage_view(
