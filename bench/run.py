@@ -409,6 +409,9 @@ class Scenario:
     body: str | None = None
     group: str = "page"
     reuse_paths: bool = True  # False: each path once (decisions consume their stage)
+    # Paired runs: requests alternate between the paths, and latencies are kept per label (one per path),
+    # so two pages are compared under the same load on the machine at the same moment.
+    labels: tuple[str, ...] = ()
     note: str = ""
 
 
@@ -424,6 +427,11 @@ class Result:
     reason: str = ""
     sql_count: int | None = None
     cpu_ms: float | None = None  # app workers' CPU per request (user + system)
+    by_label: dict[str, list[float]] = field(default_factory=dict)  # paired runs: latencies per page
+
+    def label_pct(self, label: str, p: float) -> float:
+        ordered = sorted(self.by_label.get(label) or [0.0])
+        return ordered[min(int(round(p / 100 * (len(ordered) - 1))), len(ordered) - 1)] * 1000
 
     @property
     def rps(self) -> float:
@@ -443,6 +451,7 @@ def drive(
     counter = itertools.count()
     lock = threading.Lock()
     latencies: list[float] = []
+    by_label: dict[str, list[float]] = {label: [] for label in scenario.labels}
     statuses: dict[int, int] = {}
     errors = [0]
     measuring = threading.Event()
@@ -457,7 +466,8 @@ def drive(
                 break
             if not scenario.reuse_paths and i >= len(scenario.paths):
                 break
-            path = scenario.paths[i % len(scenario.paths)]
+            slot = i % len(scenario.paths)
+            path = scenario.paths[slot]
             started = time.perf_counter()
             try:
                 conn.request(scenario.method, path, body=scenario.body, headers=scenario.headers)
@@ -474,6 +484,8 @@ def drive(
             if measuring.is_set():
                 with lock:
                     latencies.append(elapsed)
+                    if scenario.labels:
+                        by_label[scenario.labels[slot]].append(elapsed)
                     statuses[status] = statuses.get(status, 0) + 1
                     if status not in scenario.expect:
                         errors[0] += 1
@@ -498,6 +510,7 @@ def drive(
         "latencies": latencies,
         "statuses": statuses,
         "sent": warm_count[0] + len(latencies),
+        "by_label": by_label,
     }
 
 
@@ -648,6 +661,22 @@ def build_scenarios(fx: Fixtures, session: Session, token: str | None, applicati
             headers=htmx,
             group="queue",
             note=f"{fx.deep_approved_row[2]:,} rows in" if fx.deep_approved_row else "",
+        ),
+        Scenario(
+            "paired: first page / deep",
+            "GET",
+            ["/queue", f"/queue?{deep}"] if deep else [],
+            headers=htmx,
+            group="pair",
+            labels=("first page", "deep cursor"),
+        ),
+        Scenario(
+            "paired: approved first / deep",
+            "GET",
+            ["/queue?status=approved", f"/queue?status=approved&{deep_approved}"] if deep_approved else [],
+            headers=htmx,
+            group="pair",
+            labels=("approved, first page", "approved, deep cursor"),
         ),
         Scenario(
             "queue fragment, filtered",
@@ -833,6 +862,7 @@ def main() -> int:
                     data["seconds"],
                 )
                 result.latencies, result.statuses = data["latencies"], data["statuses"]
+                result.by_label = data["by_label"]
                 if scenario.group == "decision" and scenario.paths:
                     result.sql_count = decision_sql_count(session, scenario)
                 results.append((scenario, result))
@@ -963,6 +993,11 @@ def print_table(out: Report, results: list[tuple[Scenario, Result]], pgbench_tps
             f"{'-' if r.cpu_ms is None else format(r.cpu_ms, '.1f'):>6}"
             + (f"  ({scenario.note})" if scenario.note else "")
         )
+        for label, values in r.by_label.items():
+            out(
+                f"{'  ' + label:<30} {len(values):>6} {'':>4} {'':>8} {'':>7} {'':>6} "
+                + " ".join(f"{r.label_pct(label, p):>7.1f}" for p in (50, 95, 99))
+            )
         if r.errors:
             out(f"{'':<30} statuses: {r.statuses}")
     if pgbench_tps:
@@ -1003,20 +1038,21 @@ def evaluate(out: Report, results, pgbench_tps, rss, orders: int) -> None:
     small = ratio("queue fragment, 25 rows")
     if small is not None:
         out(f"  [info] the same at 25 rows per page: {small:.2f}x" + cpu_ratio("queue fragment, 25 rows"))
-    for first_name, deep_name in (
-        ("queue fragment, first page", "queue fragment, deep cursor"),
-        ("queue fragment, approved", "queue fragment, approved, deep"),
+    # Deep against first page from the paired runs: both pages under the same load at the same moment.
+    for pair_name, first_label, deep_label in (
+        ("paired: first page / deep", "first page", "deep cursor"),
+        ("paired: approved first / deep", "approved, first page", "approved, deep cursor"),
     ):
-        first, deep = by_name.get(first_name), by_name.get(deep_name)
-        if first and deep and first.available and deep.available and first.requests and deep.requests:
-            r = deep.pct(95) / first.pct(95)
+        pair = by_name.get(pair_name)
+        if pair and pair.available and pair.by_label.get(first_label) and pair.by_label.get(deep_label):
+            first, deep = pair.label_pct(first_label, 95), pair.label_pct(deep_label, 95)
             line(
-                r <= 1.3,
-                f"p95 at a deep cursor <= 1.3x the first page ({deep_name}): {deep.pct(95):.1f} ms "
-                f"vs {first.pct(95):.1f} ms = {r:.2f}x",
+                deep / first <= 1.3,
+                f"p95 at a deep cursor <= 1.3x the first page ({deep_label}): "
+                f"{deep:.1f} ms vs {first:.1f} ms = {deep / first:.2f}x",
             )
         else:
-            line(None, f"p95 at a deep cursor <= 1.3x the first page ({deep_name}): not measured")
+            line(None, f"p95 at a deep cursor <= 1.3x the first page ({deep_label}): not measured")
     review = by_name.get("stage review page")
     rv = ratio("stage review page")
     sql_ok = review is not None and review.sql_count is not None and review.sql_count <= 5
