@@ -427,6 +427,7 @@ class Result:
     reason: str = ""
     sql_count: int | None = None
     cpu_ms: float | None = None  # app workers' CPU per request (user + system)
+    adjacent_bare_rps: float | None = None  # the bare route measured right before this scenario
     by_label: dict[str, list[float]] = field(default_factory=dict)  # paired runs: latencies per page
 
     def label_pct(self, label: str, p: float) -> float:
@@ -788,6 +789,12 @@ def main() -> int:
     parser.add_argument(
         "--warmup", type=float, default=2.0, help="seconds of warm-up per scenario (default 2)"
     )
+    parser.add_argument(
+        "--adjacent-seconds",
+        type=float,
+        default=3.0,
+        help="seconds of bare route right before each scenario, its ratio's baseline (default 3; 0: off)",
+    )
     parser.add_argument("--no-save", action="store_true", help="print only; do not write bench/results/")
     args = parser.parse_args()
     args.server_url = (
@@ -851,6 +858,21 @@ def main() -> int:
                         continue
                     header = response.getheader("X-SQL-Count")
                     result.sql_count = int(header) if header else None
+                if scenario.group != "baseline" and args.adjacent_seconds > 0:
+                    # The bare route again, right before this scenario: the machine's load drifts over a run
+                    # (other work shares its cores), so each ratio is taken against its neighbour.
+                    near = pool.apply(
+                        drive,
+                        (
+                            server.port,
+                            scenarios[0],
+                            args.concurrency,
+                            args.requests,
+                            args.adjacent_seconds,
+                            0.5,
+                        ),
+                    )
+                    result.adjacent_bare_rps = near["requests"] / near["seconds"] if near["seconds"] else None
                 cpu_before = server.cpu_seconds()
                 data = pool.apply(
                     drive, (server.port, scenario, args.concurrency, args.requests, args.seconds, args.warmup)
@@ -971,9 +993,9 @@ def print_table(out: Report, results: list[tuple[Scenario, Result]], pgbench_tps
             f"p95 {bare.pct(95):.1f} ms" + (f"; pgbench -N {pgbench_tps:,.0f} tps" if pgbench_tps else "")
         )
     out(
-        "Columns: requests measured, errors, requests/s and its ratio to the bare route and to pgbench, "
-        "latency "
-        "percentiles, p95 against the bare route's, SQL statements per request, app workers' CPU per request."
+        "Columns: requests measured, errors, requests/s and its ratio to the bare route (measured for a few "
+        "seconds right before the scenario) and to pgbench, latency percentiles, p95 against the bare "
+        "route's, SQL statements per request, app workers' CPU per request."
     )
     out(
         f"{'scenario':<30} {'req':>6} {'err':>4} {'req/s':>8} {'x bare':>7} {'x pgb':>6} "
@@ -983,7 +1005,8 @@ def print_table(out: Report, results: list[tuple[Scenario, Result]], pgbench_tps
         if not r.available:
             out(f"{scenario.name:<30} {r.reason}")
             continue
-        x_bare = f"{r.rps / bare.rps:.2f}" if bare and bare.rps else "-"
+        bare_rps = r.adjacent_bare_rps or (bare.rps if bare else None)
+        x_bare = f"{r.rps / bare_rps:.2f}" if bare_rps else "-"
         x_pgb = f"{r.rps / pgbench_tps:.2f}" if pgbench_tps else "-"
         p95_bare = f"{r.pct(95) / bare.pct(95):.1f}" if bare and bare.pct(95) else "-"
         sqlc = "-" if r.sql_count is None else str(r.sql_count)
@@ -1013,7 +1036,7 @@ def evaluate(out: Report, results, pgbench_tps, rss, orders: int) -> None:
         r = by_name.get(name)
         if not (r and r.available and r.requests and bare and bare.rps):
             return None
-        return r.rps / bare.rps
+        return r.rps / (r.adjacent_bare_rps or bare.rps)
 
     def cpu_ratio(name: str) -> str:
         """The same ratio from the app's CPU per request: steadier than throughput on a shared machine."""
