@@ -356,7 +356,7 @@ class Gunicorn:
         self.log.close()
 
 
-# ---------------------------------------------------------------- HTTP helpers (main process)
+# ---------------------------------------------------------------- HTTP client (main process)
 
 
 class Session:
