@@ -2,3 +2,7 @@
 from .core import Approval, AuditLog, ErrorLog, Order, ReviewStage, User
 
 __all__ = ["Approval", "AuditLog", "ErrorLog", "Order", "ReviewStage", "User"]
+
+from .review import ApprovalFingerprint, StageClaim, StageDecision  # noqa: E402
+
+__all__ += ["ApprovalFingerprint", "StageClaim", "StageDecision"]

@@ -5,14 +5,21 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 
 from ..extensions import db
-from ..models import Approval
+from ..models import Approval, ApprovalFingerprint, Order
 from ..stages import Stage, parse_stage
+from . import fingerprints
 from .actors import SYSTEM_EMAIL
 
 
 def upsert_approval(order_id: str, stage: Stage, *, status: str, reviewer: str, notes: str | None = None) -> Approval:
-    """Insert or update the (order, stage) approvals row inside the caller's transaction."""
+    """Insert or update the (order, stage) approvals row inside the caller's transaction.
+
+    An approval also records the fingerprint of the stage's assets as they are now: the approval
+    covers those assets and no others (see get_stage_status).
+    """
     approved = status == "approved"
+    if approved:
+        fingerprints.record_approval(order_id, stage)
     values = dict(
         order_id=order_id,
         stage=stage.value,
@@ -55,9 +62,25 @@ def approve_stage(order_id: str, stage: str, reviewer: str = SYSTEM_EMAIL) -> Ap
 
 
 def get_stage_status(order_id: str, stage: str) -> str:
-    """The seed's getStageStatus: "approved" or "pending" ("pending" for a pair never seen)."""
+    """The seed's getStageStatus: "approved" or "pending" ("pending" for a pair never seen).
+
+    "approved" only while the stage's assets are the ones the approval saw: when the fingerprint
+    recorded with the approval differs from the current assets' fingerprint, the answer is "pending"
+    even before anything has voided the approval. An approval with no recorded fingerprint (written
+    straight into the table by an older tool) is taken as it is.
+    """
     parsed = parse_stage(stage)
-    status = db.session.scalar(
-        select(Approval.status).where(Approval.order_id == str(order_id), Approval.stage == parsed.value)
-    )
-    return "approved" if status == "approved" else "pending"
+    found = db.session.execute(
+        select(Approval.status, ApprovalFingerprint.fingerprint, Order.r2_assets)
+        .select_from(Approval)
+        .outerjoin(ApprovalFingerprint, (ApprovalFingerprint.order_id == Approval.order_id)
+                   & (ApprovalFingerprint.stage == Approval.stage))
+        .outerjoin(Order, Order.order_id == Approval.order_id)
+        .where(Approval.order_id == str(order_id), Approval.stage == parsed.value)
+    ).one_or_none()
+    if found is None or found.status != "approved":
+        return "pending"
+    if found.fingerprint is None:
+        return "approved"
+    assets = found.r2_assets.get(parsed.value) if isinstance(found.r2_assets, dict) else None
+    return "approved" if fingerprints.fingerprint(assets) == found.fingerprint else "pending"
