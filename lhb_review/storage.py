@@ -68,14 +68,20 @@ class LocalStorage:
     def put(self, key: str, data: bytes, content_type: str) -> None:
         """Write atomically: readers see the old file or the whole new one, never half of it."""
         path = self.path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".upload-")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".upload-")
+        except OSError as exc:
+            raise StorageError(f"Cannot write {key} under {self.root}: {exc.strerror or exc}") from exc
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(tmp, path)
+        except OSError as exc:
+            Path(tmp).unlink(missing_ok=True)
+            raise StorageError(f"Cannot write {key} under {self.root}: {exc.strerror or exc}") from exc
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
