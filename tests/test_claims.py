@@ -190,3 +190,41 @@ def test_live_claims_for_the_queue_skip_lapsed_ones(app):
     expire_claim(b)
     found = claims.live_claims([(a, "preBria"), (b, "preBria")])
     assert list(found) == [(a, "preBria")] and found[(a, "preBria")].claimed_by == "ana@example.com"
+
+
+def test_flask_claims_sweep(app, runner):
+    order_id = make_order_with_stages("pending").order_id
+    claims.claim(ANA, order_id, "preBria")
+    expire_claim(order_id)
+    result = runner.invoke(args=["claims", "sweep"])
+    assert result.exit_code == 0 and "Swept 1 lapsed claim." in result.output
+    assert stage_row(order_id).status == "pending"
+
+
+def test_racing_claims_leave_exactly_one_claim_and_one_audit_row(app):
+    import threading
+
+    order_id = make_order_with_stages("pending").order_id
+    reviewers = [ANA.__class__(email=f"r{i}@example.com") for i in range(8)]
+    outcomes: list[str] = []
+    barrier = threading.Barrier(len(reviewers))
+
+    def attempt(actor):
+        with app.app_context():
+            barrier.wait()
+            try:
+                claims.claim(actor, order_id, "preBria")
+                outcomes.append("claimed")
+            except ClaimedByOther:
+                outcomes.append("refused")
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=attempt, args=(r,)) for r in reviewers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["claimed"] + ["refused"] * 7
+    assert audit_actions(order_id) == ["stage_claimed"]
+    assert claim_row(order_id).claimed_by == audit_rows(order_id)[0].reviewer_email
