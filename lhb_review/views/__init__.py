@@ -8,3 +8,7 @@ def register(app: Flask) -> None:
     app.register_blueprint(auth.bp)
     app.register_blueprint(queue.bp)
     app.register_blueprint(assets.bp)
+
+    from . import flow
+
+    app.register_blueprint(flow.bp)
