@@ -15,7 +15,7 @@ from urllib.parse import quote
 from flask import Flask, current_app
 
 MAX_KEY = 500  # orders.asset_prefix and the keys under it fit in the seed's String(500)
-KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-/]*$")
+KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-/=+@,~]*$")
 
 
 class StorageError(RuntimeError):

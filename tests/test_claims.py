@@ -9,7 +9,17 @@ from lhb_review.services import claims, decisions
 from lhb_review.services.claims import ClaimedByOther, NotClaimed
 from lhb_review.services.errors import AlreadyDecided, NotFound
 from tests.factories import make_order_with_stages
-from tests.flow_helpers import ADMIN, ANA, BEN, approval_row, audit_actions, audit_rows, claim_row, expire_claim, stage_row
+from tests.flow_helpers import (
+    ADMIN,
+    ANA,
+    BEN,
+    approval_row,
+    audit_actions,
+    audit_rows,
+    claim_row,
+    expire_claim,
+    stage_row,
+)
 
 
 def test_claim_puts_the_stage_in_review_for_the_claimer_until_the_ttl(app):

@@ -7,8 +7,19 @@ from lhb_review.services import claims, decisions, undo
 from lhb_review.services.errors import Conflict, Forbidden
 from lhb_review.services.undo import NothingToUndo, UndoWindowClosed
 from tests.factories import make_order_with_stages
-from tests.flow_helpers import (ADMIN, ANA, BEN, age_decisions, approval_row, audit_actions, audit_rows, claim_row,
-                                decision_rows, fingerprint_row, stage_row)
+from tests.flow_helpers import (
+    ADMIN,
+    ANA,
+    BEN,
+    age_decisions,
+    approval_row,
+    audit_actions,
+    audit_rows,
+    claim_row,
+    decision_rows,
+    fingerprint_row,
+    stage_row,
+)
 
 
 def state(order_id, stage="preBria"):

@@ -2,16 +2,21 @@
 timeline and the reject-reasons report."""
 from __future__ import annotations
 
+import hashlib
+import re
+
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from ..auth import current_actor
 from ..extensions import db
 from ..htmx import wants_fragment
-from ..models import Order, ReviewStage
-from ..services import claims, reports, timeline, undo, uploads
+from ..models import AuditLog, Order, ReviewStage
+from ..reasons import REASONS
+from ..services import claims, fingerprints, history, pdf_pages, reports, timeline, undo, uploads
 from ..services.errors import DomainError, Invalid
 from ..stages import STAGE_NAMES, Stage, UnknownStage, parse_stage
+from ..storage import InvalidKey, get_storage
 
 bp = Blueprint("flow", __name__)
 
@@ -144,3 +149,79 @@ def undo_state(order_id: str, stage: str) -> dict | None:
         return None
     decision, left = found
     return {"decision": decision, "seconds_left": left, "window": current_app.config["UNDO_WINDOW_SECONDS"]}
+
+
+@bp.get("/orders/<order_id>/stages/<stage>/pages/<int:page>.png")
+@login_required
+def pdf_page(order_id: str, stage: str, page: int):
+    """A picture of page ``page`` of the stage's PDF, for comparing it with the illustrations."""
+    order, _, parsed = load_stage(order_id, stage)
+    pdf = next((a for a in order.assets_for(parsed.value) if a.get("content_type") == "application/pdf"), None)
+    if pdf is None:
+        abort(404)
+    storage = get_storage()
+    try:
+        key = pdf_pages.cached_page_picture(storage, pdf["key"], content_hash(pdf), page,
+                                            max_pixels=current_app.config["MAX_IMAGE_PIXELS"])
+    except (pdf_pages.NoPicture, InvalidKey):
+        abort(404)
+    return redirect(url_for("assets.file", key=key), 302)
+
+
+def content_hash(asset: dict) -> str:
+    value = str(asset.get("sha256") or "")
+    return value if re.fullmatch(r"[0-9a-f]{64}", value) else hashlib.sha256(asset["key"].encode()).hexdigest()
+
+
+def asset_url(asset: dict) -> str:
+    return url_for("assets.file", key=asset["key"])
+
+
+def compare_context(order: Order, parsed: Stage) -> dict | None:
+    """The previous stage's pictures and the current ones, for postBria and postPdf."""
+    previous = parsed.previous
+    if parsed is Stage.PRE_BRIA or previous is None:
+        return None
+    before = [{"label": a.get("label") or a["key"], "url": asset_url(a)}
+              for a in order.assets_for(previous.value) if str(a.get("content_type", "")).startswith("image/")]
+    current = []
+    for asset in order.assets_for(parsed.value):
+        if str(asset.get("content_type", "")).startswith("image/"):
+            current.append({"label": asset.get("label") or asset["key"], "url": asset_url(asset)})
+        elif asset.get("content_type") == "application/pdf":
+            pages = pdf_pages.pages_in(get_storage(), asset["key"], content_hash(asset))
+            current += [{"label": f"{asset.get('label') or 'PDF'}, page {n}",
+                         "url": url_for("flow.pdf_page", order_id=order.order_id, stage=parsed.value, page=n)}
+                        for n in range(1, pages + 1)]
+    if not before or not current:
+        return None
+    return {"previous_stage": previous.value, "stage": parsed.value, "previous": before, "current": current}
+
+
+def latest_void(order_id: str, stage: str) -> AuditLog | None:
+    """The approval_voided row that explains why this stage waits again (none once it was decided since)."""
+    row = db.session.scalar(
+        db.select(AuditLog).where(AuditLog.order_id == order_id, AuditLog.stage == stage,
+                                  AuditLog.action.in_(["approval_voided", "stage_approved", "stage_rejected"]))
+        .order_by(AuditLog.created_at.desc()).limit(1))
+    return row if row is not None and row.action == "approval_voided" else None
+
+
+def flow_context(order: Order, row: ReviewStage, **extra) -> dict:
+    """Everything the review page's flow pieces need: claim bar, reasons, undo, compare, changes, replace."""
+    parsed = parse_stage(row.stage_name)
+    assets = order.assets_for(parsed.value)
+    return {
+        "order_id": order.order_id,
+        "stage": parsed.value,
+        "status": row.status,
+        "reasons": REASONS,
+        "assets": assets,
+        "fingerprint": fingerprints.fingerprint(assets),
+        "undo": undo_state(order.order_id, parsed.value),
+        "compare": compare_context(order, parsed),
+        "voided": latest_void(order.order_id, parsed.value) if row.status in ("pending", "in_review") else None,
+        "decisions": history.decisions_for(order.order_id, parsed.value, limit=20),
+        "max_asset_bytes": current_app.config["MAX_ASSET_BYTES"],
+        **extra,
+    }
