@@ -160,6 +160,8 @@ def build_config(env: dict | None = None) -> dict:
         "RATELIMIT_STORAGE_URI": env.get("REDIS_URL") or "memory://",
         "LOG_FORMAT": env.get("LOG_FORMAT", "text"),
         "LOG_LEVEL": env.get("LOG_LEVEL", "INFO"),
+        "SLOW_QUERY_MS": env_int(env, "SLOW_QUERY_MS", 500),
+        "PG_BIN_DIR": env.get("PG_BIN_DIR") or None,
         "SQLALCHEMY_TRACK_MODIFICATIONS": False,
         **review_flow_settings(env),
     }

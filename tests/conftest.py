@@ -98,6 +98,9 @@ def test_env(database_url: str, tmp_path: Path, **extra) -> dict:
     return env
 
 
+test_env.__test__ = False  # a helper, not a test, though test modules import it by name
+
+
 @pytest.fixture(scope="session")
 def app(database_url, tmp_path_factory):
     from flask_migrate import upgrade
@@ -152,14 +155,20 @@ class Browser:
         self.csrf = None
 
     def refresh_csrf(self, path: str = "/login") -> str:
-        html = self.client.get(path).get_data(as_text=True)
+        html = self.get(path).get_data(as_text=True)
         match = CSRF_RE.search(html)
         assert match, f"no CSRF token on {path}"
         self.csrf = match.group(1)
         return self.csrf
 
+    def _fresh_context(self):
+        # The test body runs inside an app context; a request would reuse it, and with it `g`
+        # (Flask-Login's user, Flask-WTF's token). Each request gets an app context of its own.
+        return self.client.application.app_context()
+
     def get(self, *args, **kwargs):
-        return self.client.get(*args, **kwargs)
+        with self._fresh_context():
+            return self.client.get(*args, **kwargs)
 
     def post(self, path: str, data: dict | None = None, *, csrf: bool = True, htmx: bool = False, **kwargs):
         data = dict(data or {})
@@ -172,7 +181,8 @@ class Browser:
                 data.setdefault("csrf_token", token)
         if htmx:
             headers["HX-Request"] = "true"
-        return self.client.post(path, data=data, headers=headers, **kwargs)
+        with self._fresh_context():
+            return self.client.post(path, data=data, headers=headers, **kwargs)
 
     def login(self, email: str, password: str):
         self.refresh_csrf("/login")
