@@ -69,3 +69,12 @@ def test_other_actions_and_the_limit(app):
     assert at(timeline.order_timeline(order_id, kinds=["other"])) == [("other", "note_added")]
     assert at(timeline.order_timeline(order_id, kinds=["pipeline"])) == [("pipeline", "webhook_delivered")]
     assert len(timeline.order_timeline(order_id, limit=1)) == 1
+
+
+def test_errors_on_an_order_route_name_the_order(app):
+    from lhb_review.errors import _error_context
+
+    with app.test_request_context("/orders/ORD-9/timeline"):
+        assert _error_context().details["order_id"] == "ORD-9"
+    with app.test_request_context("/queue"):
+        assert "order_id" not in _error_context().details
