@@ -12,6 +12,7 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
 from .commands import ops as ops_commands
+from .commands import pipeline
 from .config import redact
 from .extensions import db
 from .models import User
@@ -30,6 +31,7 @@ def register(app: Flask) -> None:
     app.cli.add_command(health_command)
     app.cli.add_command(claims_cli)
     ops_commands.register(app)
+    pipeline.register(app)
 
 
 def fail(message: str, code: int = 1):

@@ -163,6 +163,7 @@ def build_config(env: dict | None = None) -> dict:
         "SLOW_QUERY_MS": env_int(env, "SLOW_QUERY_MS", 500),
         "PG_BIN_DIR": env.get("PG_BIN_DIR") or None,
         "SQLALCHEMY_TRACK_MODIFICATIONS": False,
+        **pipeline_settings(env),
         **review_flow_settings(env),
     }
 
@@ -199,6 +200,29 @@ def review_flow_settings(env: dict) -> dict:
         "S3_REGION": env.get("S3_REGION") or "auto",
         "S3_PREFIX": (env.get("S3_PREFIX") or "").strip("/"),
         "S3_PUBLIC_URL": (env.get("S3_PUBLIC_URL") or "").rstrip("/") or None,
+    }
+
+
+def pipeline_settings(env: dict) -> dict:
+    """The pipeline API's body limit and the webhook worker's knobs."""
+    def seconds(name: str, default: float) -> float:
+        try:
+            value = float(env.get(name) or default)
+        except ValueError as exc:
+            raise ConfigError(f"{name} must be a number of seconds, not {env.get(name)!r}") from exc
+        if value <= 0:
+            raise ConfigError(f"{name} must be more than 0")
+        return value
+
+    return {
+        "API_MAX_BODY_BYTES": env_int(env, "API_MAX_BODY_BYTES", 1024 * 1024),
+        "WEBHOOK_SECRET": env.get("WEBHOOK_SECRET") or None,
+        "WEBHOOK_TIMEOUT_SECONDS": seconds("WEBHOOK_TIMEOUT_SECONDS", 10),
+        "WEBHOOK_MAX_ATTEMPTS": env_int(env, "WEBHOOK_MAX_ATTEMPTS", 8),
+        "WEBHOOK_BACKOFF_BASE_SECONDS": seconds("WEBHOOK_BACKOFF_BASE_SECONDS", 30),
+        "WEBHOOK_BACKOFF_CAP_SECONDS": seconds("WEBHOOK_BACKOFF_CAP_SECONDS", 3600),
+        "WEBHOOK_LEASE_SECONDS": seconds("WEBHOOK_LEASE_SECONDS", 120),
+        "WEBHOOK_POLL_SECONDS": seconds("WEBHOOK_POLL_SECONDS", 2),
     }
 
 

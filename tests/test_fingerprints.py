@@ -8,14 +8,21 @@ from sqlalchemy import text
 
 from lhb_review.extensions import db
 from lhb_review.models import Order
-from lhb_review.services import decisions, fingerprints
-from lhb_review.services.approvals import approve_stage, get_stage_status
+from lhb_review.services import claims, decisions, fingerprints, submissions
+from lhb_review.services.approvals import approve_stage, get_stage_status, stage_statuses
 from lhb_review.services.history import AssetsChanged
 from lhb_review.services.tx import transaction
-from lhb_review.services.voids import void_approval, void_if_assets_changed
 from lhb_review.stages import Stage
 from tests.factories import make_order_with_stages
-from tests.flow_helpers import ANA, approval_row, audit_rows, decision_rows, fingerprint_row, stage_row
+from tests.flow_helpers import (
+    ANA,
+    approval_row,
+    audit_rows,
+    claim_row,
+    decision_rows,
+    fingerprint_row,
+    stage_row,
+)
 
 A = {"key": "a.png", "sha256": "aa", "label": "A", "content_type": "image/png"}
 B = {"key": "b.png", "sha256": "bb", "label": "B", "content_type": "image/png"}
@@ -85,43 +92,49 @@ def test_a_decision_on_assets_other_than_those_shown_is_a_conflict(app):
     assert approval_row(order.order_id) is None and audit_rows(order.order_id) == []
 
 
-def test_void_approval_returns_stage_and_approval_to_pending_and_says_what_changed(app):
+def test_new_assets_void_the_approval_and_say_what_changed(app):
     order = make_order_with_stages("pending")
     decisions.approve(ANA, order.order_id, "preBria")
     old = order.r2_assets["preBria"]
     new = [{**old[0], "sha256": "c" * 64}]
-    set_assets(order.order_id, "preBria", new)
-    with transaction():
-        assert void_if_assets_changed(ANA, order.order_id, "preBria", reason="assets_resubmitted") is not None
+    submissions.submit(ANA, order.order_id, "preBria", new)
     row = stage_row(order.order_id)
     assert (row.status, row.reviewer_email, row.reviewed_at) == ("pending", None, None)
     assert approval_row(order.order_id).status == "pending"
+    assert get_stage_status(order.order_id, "preBria") == "pending"
     assert fingerprint_row(order.order_id) is None
-    assert decision_rows(order.order_id)[0].voided_at is not None
-    audit = audit_rows(order.order_id)[-1]
-    assert audit.action == "approval_voided"
-    assert audit.details["reason"] == "assets_resubmitted"
+    [decision] = decision_rows(order.order_id)
+    assert decision.voided_at is not None and decision.void_reason
+    [audit] = [a for a in audit_rows(order.order_id) if a.action == "approval_voided"]
     assert audit.details["old_fingerprint"] == fingerprints.fingerprint(old)
     assert audit.details["new_fingerprint"] == fingerprints.fingerprint(new)
     assert audit.details["changed"] == {"added": [], "removed": [], "changed": [old[0]["key"]]}
-    assert audit.details["approved_by"] == "ana@example.com"
+    assert audit.details["previous_decision"]["reviewer"] == "ana@example.com"
 
 
-def test_void_of_an_unapproved_stage_writes_nothing(app):
-    order_id = make_order_with_stages("pending").order_id
-    with transaction():
-        assert void_approval(ANA, order_id, "preBria", reason="assets_resubmitted", details={}) is None
-    assert stage_row(order_id).status == "pending" and audit_rows(order_id) == []
+def test_a_resubmission_ends_the_claim_of_whoever_looked_at_the_old_assets(app):
+    order = make_order_with_stages("pending")
+    claims.claim(ANA, order.order_id, "preBria")
+    submissions.submit(ANA, order.order_id, "preBria", [{**order.r2_assets["preBria"][0], "sha256": "d" * 64}])
+    assert stage_row(order.order_id).status == "pending" and claim_row(order.order_id) is None
 
 
-def test_unchanged_assets_keep_the_approval(app):
+def test_the_same_assets_again_keep_the_approval(app):
     order = make_order_with_stages("pending")
     decisions.approve(ANA, order.order_id, "preBria")
-    set_assets(order.order_id, "preBria", [{**order.r2_assets["preBria"][0], "label": "Renamed"}])
-    with transaction():
-        assert void_if_assets_changed(ANA, order.order_id, "preBria", reason="assets_resubmitted") is None
+    submissions.submit(ANA, order.order_id, "preBria", [{**order.r2_assets["preBria"][0], "label": "Renamed"}])
     assert stage_row(order.order_id).status == "approved"
     assert get_stage_status(order.order_id, "preBria") == "approved"
+
+
+def test_stage_statuses_answers_many_pairs_at_once(app):
+    approved = make_order_with_stages("pending")
+    changed = make_order_with_stages("pending")
+    for order in (approved, changed):
+        decisions.approve(ANA, order.order_id, "preBria")
+    set_assets(changed.order_id, "preBria", [])
+    keys = [(approved.order_id, "preBria"), (changed.order_id, "preBria"), ("NEVER-SEEN", "postPdf")]
+    assert stage_statuses(keys) == {keys[0]: "approved", keys[1]: "pending", keys[2]: "pending"}
 
 
 def test_record_approval_keeps_one_row_per_stage(app):

@@ -1,7 +1,7 @@
 """The approval store of the customer's design (Step 7): approve_stage and get_stage_status."""
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 
 from ..extensions import db
@@ -64,23 +64,35 @@ def approve_stage(order_id: str, stage: str, reviewer: str = SYSTEM_EMAIL) -> Ap
 def get_stage_status(order_id: str, stage: str) -> str:
     """The seed's getStageStatus: "approved" or "pending" ("pending" for a pair never seen).
 
-    "approved" only while the stage's assets are the ones the approval saw: when the fingerprint
-    recorded with the approval differs from the current assets' fingerprint, the answer is "pending"
-    even before anything has voided the approval. An approval with no recorded fingerprint (written
-    straight into the table by an older tool) is taken as it is.
+    "approved" only while the stage's assets are the ones the approval saw (see stage_statuses).
     """
     parsed = parse_stage(stage)
-    found = db.session.execute(
-        select(Approval.status, ApprovalFingerprint.fingerprint, Order.r2_assets)
+    return stage_statuses([(str(order_id), parsed.value)])[(str(order_id), parsed.value)]
+
+
+def stage_statuses(keys: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    """getStageStatus for many (order_id, stage) pairs in one query.
+
+    When the fingerprint recorded with an approval differs from the fingerprint of the stage's assets
+    now, the answer is "pending", even before anything has voided the approval: an approval never
+    covers assets nobody approved. An approval with no recorded fingerprint (written straight into the
+    table by an older tool) is taken as it is.
+    """
+    answers = {key: "pending" for key in keys}
+    if not keys:
+        return answers
+    rows = db.session.execute(
+        select(Approval.order_id, Approval.stage, Approval.status, ApprovalFingerprint.fingerprint, Order.r2_assets)
         .select_from(Approval)
         .outerjoin(ApprovalFingerprint, (ApprovalFingerprint.order_id == Approval.order_id)
                    & (ApprovalFingerprint.stage == Approval.stage))
         .outerjoin(Order, Order.order_id == Approval.order_id)
-        .where(Approval.order_id == str(order_id), Approval.stage == parsed.value)
-    ).one_or_none()
-    if found is None or found.status != "approved":
-        return "pending"
-    if found.fingerprint is None:
-        return "approved"
-    assets = found.r2_assets.get(parsed.value) if isinstance(found.r2_assets, dict) else None
-    return "approved" if fingerprints.fingerprint(assets) == found.fingerprint else "pending"
+        .where(tuple_(Approval.order_id, Approval.stage).in_(list(answers)))
+    ).all()
+    for row in rows:
+        if row.status != "approved":
+            continue
+        assets = row.r2_assets.get(row.stage) if isinstance(row.r2_assets, dict) else None
+        if row.fingerprint is None or fingerprints.fingerprint(assets) == row.fingerprint:
+            answers[(row.order_id, row.stage)] = "approved"
+    return answers

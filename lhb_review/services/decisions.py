@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from ..extensions import db
 from ..models import ReviewStage
 from ..stages import DECIDED, Stage, StageStatus, parse_stage
-from . import audit, history
+from . import audit, history, outbox
 from .actors import Actor
 from .approvals import upsert_approval
 from .errors import AlreadyDecided, Conflict, Forbidden, Invalid, NotFound, StageOutOfOrder
@@ -107,6 +107,7 @@ def approve(
         upsert_approval(order_id, parsed, status="approved", reviewer=actor.email, notes=notes)
         decision = history.record_decision(actor, row, seen, notes=notes)
         _audit(actor, "stage_approved", row, before, notes, **history.audit_details(decision))
+        outbox.enqueue(row.order_id, row.stage_name, "stage_approved", {"status_before": before})
     return row
 
 
@@ -144,6 +145,8 @@ def reject(
         upsert_approval(order_id, parsed, status="pending", reviewer=actor.email, notes=notes)
         decision = history.record_decision(actor, row, seen, notes=notes, reasons=reasons, reason_assets=asset_keys)
         _audit(actor, "stage_rejected", row, before, notes, **history.audit_details(decision))
+        outbox.enqueue(row.order_id, row.stage_name, "stage_rejected",
+                       {"status_before": before, "reasons": reasons, "reason_assets": asset_keys})
     return row
 
 
@@ -167,4 +170,5 @@ def reopen(actor: Actor, order_id: str, stage: str, notes: str | None = None) ->
         row.reviewer_notes = notes
         upsert_approval(order_id, parsed, status="pending", reviewer=actor.email, notes=notes)
         _audit(actor, "stage_reopened", row, before, notes)
+        outbox.enqueue(row.order_id, row.stage_name, "stage_reopened", {"status_before": before})
     return row

@@ -5,11 +5,11 @@ import hashlib
 import json
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from ..extensions import db
-from ..models import ApprovalFingerprint, Order
+from ..models import ApprovalFingerprint, Order, StageDecision
 from ..stages import Stage
 
 
@@ -64,3 +64,17 @@ def record_approval(order_id: str, stage: Stage, assets: list[dict[str, Any]] | 
 
 def approved_fingerprint(order_id: str, stage: Stage) -> ApprovalFingerprint | None:
     return db.session.get(ApprovalFingerprint, (order_id, stage.value), populate_existing=True)
+
+
+def forget_approval(order_id: str, stage: Stage, *, reason: str) -> None:
+    """When an approval is voided: drop its fingerprint and mark the approving decision voided (in the
+    caller's transaction; the decision stays in the history, with the reason)."""
+    db.session.execute(delete(ApprovalFingerprint).where(ApprovalFingerprint.order_id == order_id,
+                                                         ApprovalFingerprint.stage == stage.value))
+    db.session.execute(
+        update(StageDecision)
+        .where(StageDecision.order_id == order_id, StageDecision.stage == stage.value,
+               StageDecision.outcome == "approved", StageDecision.undone_at.is_(None),
+               StageDecision.voided_at.is_(None))
+        .values(voided_at=func.now(), void_reason=reason[:100])
+    )

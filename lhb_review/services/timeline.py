@@ -143,7 +143,7 @@ def summarise(action: str, details: dict[str, Any]) -> str:
         changed = details.get("changed") or {}
         keys = [*changed.get("changed", []), *changed.get("added", []), *changed.get("removed", [])]
         what = f" ({', '.join(keys)})" if keys else ""
-        return f"{str(details.get('reason', 'assets changed')).replace('_', ' ')}{what}"
+        return f"{details.get('reason') or 'The assets changed.'}{what}"
     if action in ("stage_claimed", "stage_claim_taken_over"):
         previous = details.get("previous_claimed_by")
         return f"from {previous}" if previous else ""

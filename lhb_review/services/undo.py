@@ -14,7 +14,7 @@ from sqlalchemy import delete, insert, select, update
 from ..extensions import db
 from ..models import Approval, ApprovalFingerprint, ReviewStage, StageClaim, StageDecision
 from ..stages import STAGE_ORDER, StageStatus, parse_stage
-from . import audit, claims, history
+from . import audit, claims, history, outbox
 from .actors import Actor
 from .clock import db_now
 from .errors import Conflict, Forbidden
@@ -71,7 +71,7 @@ def _later_stages_approved(row: ReviewStage) -> list[str]:
 def undo(actor: Actor, order_id: str, stage: str) -> ReviewStage:
     """Put the stage, its approvals row, its claim and its approval fingerprint back as they were before
     the actor's latest decision on it; the decision stays in the history marked undone. Audited
-    ``stage_undone`` with the decision undone and the state restored.
+    ``stage_undone`` with the decision undone, and announced to the order's webhooks (``stage_undone``).
 
     Raises NotFound, NothingToUndo (no decision in force), Forbidden (someone else decided),
     UndoWindowClosed, Conflict (a later stage has been approved since); nothing is written then.
@@ -109,6 +109,8 @@ def undo(actor: Actor, order_id: str, stage: str) -> ReviewStage:
             "decision_id": str(decision.id),
             "decided_at": decision.decided_at.isoformat(),
         })
+        outbox.enqueue(row.order_id, row.stage_name, "stage_undone",
+                       {"status_before": before, "undone_action": f"stage_{decision.outcome}"})
     return row
 
 

@@ -20,16 +20,18 @@ from ..extensions import db
 from ..models import Order, ReviewStage
 from ..stages import StageStatus, parse_stage
 from ..storage import InvalidKey, Storage, StorageError, get_storage
-from . import audit, claims, fingerprints, voids
+from . import audit, claims, fingerprints
 from .actors import Actor
 from .clock import db_now
 from .errors import DomainError, Invalid, NotFound
+from .submissions import void_approval
 from .tx import transaction
 
 log = logging.getLogger(__name__)
 
 IMAGE_FORMATS = {"PNG": ("image/png", "png"), "JPEG": ("image/jpeg", "jpg"), "WEBP": ("image/webp", "webp")}
 ACCEPTED = "a PNG, JPEG or WebP image, or a PDF"
+REPLACED = "An asset was replaced on the review page."
 
 
 class StorageUnavailable(DomainError):
@@ -248,12 +250,9 @@ def replace_asset(
             "filename": _clean_filename(filename), "status_before": before,
             "status_after": StageStatus.PENDING.value if reopened else before,
         })
-        db.session.flush()
-        voided = False
-        if before == StageStatus.APPROVED:
-            voided = voids.void_approval(actor, order_id, parsed.value, reason="asset_replaced", details={
-                "changed": fingerprints.diff(old_entries, entries), "old_key": asset_key, "new_key": new_key,
-            }) is not None
+        voided = before == StageStatus.APPROVED
+        if voided:
+            void_approval(actor, row, reason=REPLACED, old_assets=old_entries, new_assets=entries)
         elif before == StageStatus.REJECTED:
             row.status = StageStatus.PENDING.value
             row.reviewed_at = None

@@ -11,6 +11,11 @@ def register(app: Flask) -> None:
     app.register_blueprint(health.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(stats.bp)
+    from .. import api
+    from . import deliveries
+
+    api.init_app(app)
+    app.register_blueprint(deliveries.bp)
 
     from . import flow
 

@@ -1,7 +1,7 @@
 """Review flow: stage claims, decision history, approval fingerprints; errors findable by order.
 
 Revision ID: 0006_review_flow
-Revises: 0002_users
+Revises: 0004_pipeline_api
 Create Date: 2026-11-25
 """
 import hashlib
@@ -12,7 +12,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql as pg
 
 revision = "0006_review_flow"
-down_revision = "0002_users"
+down_revision = "0004_pipeline_api"
 branch_labels = None
 depends_on = None
 
