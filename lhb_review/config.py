@@ -24,6 +24,12 @@ def env_flag(env: dict, name: str, default: bool = False) -> bool:
     return value.strip().lower() in TRUE_WORDS
 
 
+def env_list(env: dict, name: str, default: str) -> tuple[str, ...]:
+    """A comma-separated setting as a tuple of its non-empty, stripped items."""
+    raw = env.get(name)
+    return tuple(item.strip() for item in (default if raw is None else raw).split(",") if item.strip())
+
+
 def env_int(env: dict, name: str, default: int) -> int:
     value = env.get(name)
     if value is None or value == "":
@@ -158,6 +164,8 @@ def build_config(env: dict | None = None) -> dict:
         "WTF_CSRF_TIME_LIMIT": env_int(env, "CSRF_TIME_LIMIT", 8 * 3600),
         "MAX_CONTENT_LENGTH": env_int(env, "MAX_UPLOAD_BYTES", 20 * 1024 * 1024),
         "RATELIMIT_STORAGE_URI": env.get("REDIS_URL") or "memory://",
+        "QUEUE_PLATFORMS": env_list(env, "QUEUE_PLATFORMS", "shopify,amazon"),
+        "QUEUE_PROJECTS": env_list(env, "QUEUE_PROJECTS", "my-first-adventure,bedtime-hero,space-explorer,dino-friends"),
         "LOG_FORMAT": env.get("LOG_FORMAT", "text"),
         "LOG_LEVEL": env.get("LOG_LEVEL", "INFO"),
         "SLOW_QUERY_MS": env_int(env, "SLOW_QUERY_MS", 500),

@@ -3,10 +3,12 @@ from flask import Flask
 
 
 def register(app: Flask) -> None:
-    from . import admin, assets, auth, health, queue, stats
+    from . import admin, assets, auth, health, orders, queue, stats, ui
 
+    ui.register(app)
     app.register_blueprint(auth.bp)
     app.register_blueprint(queue.bp)
+    app.register_blueprint(orders.bp)
     app.register_blueprint(assets.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(admin.bp)
