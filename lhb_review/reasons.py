@@ -22,7 +22,7 @@ class UnknownReason(ValueError):
 
 def label(code: str) -> str:
     """The label for a code; an unknown code (an old row, say) is shown as itself rather than hidden."""
-    return REASONS.get(code, code)
+    return REASONS.get(code, code) if isinstance(code, str) else str(code)
 
 
 def parse_reasons(values: Iterable[object] | None) -> list[str]:

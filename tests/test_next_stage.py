@@ -48,3 +48,12 @@ def test_filters_and_the_order_date_sort(app):
 def test_nothing_left(app):
     only = make_order_with_stages("pending").order_id
     assert next_waiting("x@example.com", current=(only, "preBria")) is None
+
+
+def test_previous_goes_back_and_wraps_to_the_end(app):
+    a = make_order_with_stages("pending").order_id
+    b = make_order_with_stages("pending").order_id
+    submitted(a, 20)
+    submitted(b, 10)
+    assert next_waiting("x@example.com", current=(b, "preBria"), direction="prev") == (a, "preBria")
+    assert next_waiting("x@example.com", current=(a, "preBria"), direction="prev") == (b, "preBria")

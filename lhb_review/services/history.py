@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from ..extensions import db
 from ..models import Approval, ReviewStage, StageClaim, StageDecision
@@ -156,3 +156,39 @@ def latest_decision(order_id: str, stage: str) -> StageDecision | None:
         .order_by(StageDecision.decided_at.desc())
         .limit(1)
     )
+
+
+@dataclass(frozen=True)
+class StageFacts:
+    """What the review page shows about a stage beyond its row, read in one statement."""
+
+    now: datetime
+    claim: claims.ClaimView | None  # live claims only
+    decision: dict[str, Any] | None  # the latest decision not undone, as JSON
+    last_event: dict[str, Any] | None  # the latest approve, reject or void audit row, as JSON
+
+
+FACTS_SQL = text("""
+    SELECT now() AS now,
+      (SELECT to_jsonb(c) FROM stage_claims c
+        WHERE c.order_id = :order_id AND c.stage = :stage AND c.expires_at > now()) AS claim,
+      (SELECT to_jsonb(d) - 'previous' FROM stage_decisions d
+        WHERE d.order_id = :order_id AND d.stage = :stage AND d.undone_at IS NULL
+        ORDER BY d.decided_at DESC LIMIT 1) AS decision,
+      (SELECT jsonb_build_object('action', a.action, 'reviewer_email', a.reviewer_email,
+                                 'created_at', a.created_at, 'details', a.details)
+         FROM audit_logs a
+        WHERE a.order_id = :order_id AND a.stage = :stage
+          AND a.action IN ('stage_approved', 'stage_rejected', 'stage_undone', 'approval_voided', 'stage_reopened')
+        ORDER BY a.created_at DESC LIMIT 1) AS last_event
+""")
+
+
+def stage_facts(order_id: str, stage: str) -> StageFacts:
+    row = db.session.execute(FACTS_SQL, {"order_id": order_id, "stage": stage}).one()
+    claim = None
+    if row.claim:
+        claim = claims.ClaimView(order_id, stage, row.claim["claimed_by"],
+                                 datetime.fromisoformat(row.claim["claimed_at"]),
+                                 datetime.fromisoformat(row.claim["expires_at"]))
+    return StageFacts(row.now, claim, row.decision, row.last_event)

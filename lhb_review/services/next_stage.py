@@ -42,16 +42,20 @@ def next_waiting(
     current: tuple[str, str] | None = None,
     filters: Iterable[ColumnElement[bool]] = (),
     sort: str = sla.DEFAULT_SORT,
+    direction: str = "next",
 ) -> tuple[str, str] | None:
-    """(order_id, stage) of the next stage ``email`` can act on under ``filters`` (conditions on
-    ReviewStage and Order, as the queue builds them), or None when nothing is left."""
+    """(order_id, stage) of the next (or, with direction "prev", the previous) stage ``email`` can act on
+    under ``filters`` (conditions on ReviewStage and Order, as the queue builds them), or None when
+    nothing is left."""
     sort = sla.parse_sort(sort)
+    backwards = direction == "prev"
     now = db_now()
+    columns = sla.sort_columns(sort)
     base = (
         select(ReviewStage.order_id, ReviewStage.stage_name)
         .join(Order, Order.order_id == ReviewStage.order_id)
         .where(*actionable(email, now), *filters)
-        .order_by(*sla.sort_columns(sort))
+        .order_by(*(c.desc() for c in columns) if backwards else columns)
         .limit(1)
     )
     if current is not None:
@@ -60,7 +64,9 @@ def next_waiting(
             .where(ReviewStage.order_id == current[0], ReviewStage.stage_name == current[1])
         ).one_or_none()
         if here is not None:
-            found = db.session.execute(base.where(sla.after(sort, sla.cursor_values(sort, *here)))).first()
+            position = sla.cursor_values(sort, *here)
+            beyond = sla.before(sort, position) if backwards else sla.after(sort, position)
+            found = db.session.execute(base.where(beyond)).first()
             if found is not None:
                 return found.order_id, found.stage_name
             base = base.where(~and_(ReviewStage.order_id == current[0], ReviewStage.stage_name == current[1]))

@@ -67,5 +67,10 @@ def after(sort: str, values: tuple) -> ColumnElement[bool]:
     return tuple_(*sort_columns(sort)) > tuple_(*values)
 
 
+def before(sort: str, values: tuple) -> ColumnElement[bool]:
+    """The keyset condition for the rows before the one whose sort values are ``values``."""
+    return tuple_(*sort_columns(sort)) < tuple_(*values)
+
+
 def cursor_values(sort: str, stage: ReviewStage, order: Order) -> tuple:
     return (order.order_date, stage.id) if sort == "order_date" else (stage.created_at, stage.id)

@@ -4,7 +4,7 @@
   "use strict";
 
   var SHORTCUTS = {
-    a: approve, r: reject, j: nextItem, k: previousItem, n: nextWaiting, u: undoDecision, c: claim, t: toggleCompare,
+    a: approve, A: approveNext, r: reject, j: nextItem, k: previousItem, n: nextWaiting, u: undoDecision, c: claim, t: toggleCompare,
     "?": showHelp
   };
 
@@ -30,6 +30,7 @@
   }
 
   function approve() { return press("[data-key=approve]"); }
+  function approveNext() { return press("[data-key=approve-next]"); }
 
   function reject() {
     var box = document.querySelector("details[data-key=reject]");
@@ -44,9 +45,11 @@
   function nextWaiting() { return follow("a[data-key=next-waiting]"); }
 
   function toggleCompare() {
-    var toggle = document.querySelector("[data-compare-toggle]");
-    if (!toggle) return false;
-    toggle.click();
+    var modes = document.querySelectorAll("[data-compare] input[name=compare-mode]");
+    if (!modes.length) return false;
+    var other = Array.prototype.find.call(modes, function (input) { return !input.checked; });
+    other.checked = true;
+    other.dispatchEvent(new Event("change", { bubbles: true }));
     return true;
   }
 
@@ -69,7 +72,7 @@
     return true;
   }
 
-  function nextItem() { return moveInQueue(1) || follow("a[data-key=next-item]"); }
+  function nextItem() { return moveInQueue(1) || follow("a[data-key=next-waiting]"); }
   function previousItem() { return moveInQueue(-1) || follow("a[data-key=prev-item]"); }
 
   function showHelp() {
@@ -79,12 +82,20 @@
     return true;
   }
 
+  /* Ctrl+Enter (Cmd+Enter) in a form's field sends that form: the reject notes, say. */
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Enter" || !(event.ctrlKey || event.metaKey) || !typing(event.target)) return;
+    var form = event.target.form;
+    if (form && !event.target.disabled) { event.preventDefault(); form.requestSubmit(); }
+  });
+
   document.addEventListener("keydown", function (event) {
     if (event.defaultPrevented || event.ctrlKey || event.metaKey || event.altKey || event.isComposing) return;
     if (typing(event.target)) {
       if (event.key === "Escape" && !event.target.closest("dialog")) event.target.blur();
       return;
     }
+    if (event.shiftKey && event.key !== "A" && event.key !== "?") return;
     if (document.querySelector("dialog[open]") && event.key !== "Escape") return;
     var action = SHORTCUTS[event.key];
     if (action && action()) event.preventDefault();
@@ -101,6 +112,7 @@
   document.addEventListener("click", function (event) {
     var closer = event.target.closest && event.target.closest("[data-close-dialog]");
     if (closer) { closer.closest("dialog").close(); }
+    if (event.target.closest && event.target.closest("[data-show-shortcuts]")) { showHelp(); }
   });
 
   /* Compare: the slider reveals the current asset over the previous one. */
@@ -117,10 +129,12 @@
     if (target.matches && target.matches("select[data-autosubmit]") && target.form) {
       target.form.requestSubmit();
     }
-    if (target.matches && target.matches("[data-compare-pick]")) {
+    var which = target.matches && (target.matches("[data-compare-pick]") ? "[data-compare-previous]" :
+      target.matches("[data-compare-pick-current]") ? "[data-compare-current]" : null);
+    if (which) {
       var frame = target.closest("[data-compare]");
       var option = target.options[target.selectedIndex];
-      frame.querySelectorAll("[data-compare-previous]").forEach(function (img) {
+      frame.querySelectorAll(which).forEach(function (img) {
         img.src = option.value;
         img.alt = option.textContent.trim();
       });
