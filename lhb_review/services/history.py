@@ -191,4 +191,7 @@ def stage_facts(order_id: str, stage: str) -> StageFacts:
         claim = claims.ClaimView(order_id, stage, row.claim["claimed_by"],
                                  datetime.fromisoformat(row.claim["claimed_at"]),
                                  datetime.fromisoformat(row.claim["expires_at"]))
-    return StageFacts(row.now, claim, row.decision, row.last_event)
+    event = dict(row.last_event) if row.last_event else None
+    if event:
+        event["created_at"] = datetime.fromisoformat(event["created_at"])
+    return StageFacts(row.now, claim, row.decision, event)
