@@ -58,7 +58,8 @@ def claim_context(order_id: str, stage: str, status: str, claim: claims.ClaimVie
     heartbeat = current_app.config["CLAIM_HEARTBEAT_SECONDS"]
     return {
         "order_id": order_id, "stage": stage, "claim": claim, "claim_state": claim_state(status, claim),
-        "auto_claim": auto, "claim_error": error, "heartbeat": heartbeat, "presence_poll": min(heartbeat, 20),
+        "auto_claim": auto, "claim_error": error, "heartbeat": heartbeat,
+        "presence_poll": current_app.config["CLAIM_PRESENCE_SECONDS"],
     }
 
 
@@ -145,7 +146,10 @@ def claim_action(order_id: str, stage: str, action: str):
 def presence(order_id: str, stage: str):
     """The claim bar as it is now: polled by pages whose stage someone else holds."""
     _, _, parsed = load_stage(order_id, stage)
-    return render_template("review/_claim.html", claim_ctx=claim_bar(order_id, parsed.value))
+    bar = claim_bar(order_id, parsed.value)
+    # When the stage changed hands (or was decided) since the page last looked, its decision panel follows.
+    changed = request.args.get("seen") not in (None, bar["claim_state"])
+    return render_template("review/_claim.html", claim_ctx=bar), 200, {"HX-Trigger": "claim-changed"} if changed else {}
 
 
 @bp.get("/orders/<order_id>/stages/<stage>/panel")
