@@ -120,7 +120,8 @@
     var slider = event.target;
     if (!slider.matches || !slider.matches("[data-compare-slider]")) return;
     var frame = slider.closest("[data-compare]");
-    if (frame) frame.style.setProperty("--reveal", slider.value + "%");
+    var stack = frame && frame.querySelector("[data-compare-stack]");
+    if (stack) stack.style.setProperty("--reveal", slider.value + "%");
   });
 
   /* Compare: which previous asset sits beside / under the current one. */
