@@ -208,7 +208,7 @@ def test_reject_report_counts_reasons_per_stage(app, login_as, reviewer):
     html = login_as(reviewer).get("/reports/rejects?period=7").get_data(as_text=True)
     assert "Why stages are rejected" in html
     row = html.split("Character drift", 1)[1].split("</tr>", 1)[0]
-    assert '<span class="count">2</span>' in row
+    assert '<span class="report-n">2</span>' in row
 
 
 # --- the decision forms -----------------------------------------------------------------------------------
