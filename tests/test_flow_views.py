@@ -326,7 +326,7 @@ def test_post_pdf_compares_pdf_pages_with_the_illustrations(app, login_as, revie
     order = make_order_with_stages("approved", "approved", "pending", order_id="LHB-CMP-1", r2_assets=assets)
     browser = login_as(reviewer)
     html = browser.get(path(order.order_id, "postPdf")).get_data(as_text=True)
-    assert "Compare with postBria" in html and "data-compare-slider" in html
+    assert "Compare with Illustrations (after Bria)" in html and "data-compare-slider" in html
     page_url = path(order.order_id, "postPdf", "pages/2.png")
     assert page_url in html
     picture = browser.get(page_url)
@@ -352,3 +352,13 @@ def test_a_voided_approval_says_what_changed_on_the_page(app, login_as, reviewer
                           storage=LocalStorage(tmp_path))
     html = login_as(reviewer).get(path(order.order_id)).get_data(as_text=True)
     assert "The approval by ana@example.com was voided" in html and f"Gone: <code>{key}</code>" in html
+
+
+def test_start_reviewing_opens_the_first_stage_one_can_act_on(app, login_as, reviewer):
+    held = make_order_with_stages("pending").order_id
+    free = make_order_with_stages("pending").order_id
+    claims.claim(BEN, held, "preBria")
+    browser = login_as(reviewer)
+    assert browser.get("/queue/next").headers["Location"].endswith(path(free))
+    claims.claim(BEN, free, "preBria")
+    assert browser.get("/queue/next").headers["Location"].endswith("/queue")

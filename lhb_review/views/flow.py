@@ -233,6 +233,18 @@ def next_url(order_id: str, stage: str, direction: str = "next") -> str | None:
     return stage_page(*found) if found else None
 
 
+@bp.get("/queue/next")
+@login_required
+def start():
+    """Open the first stage the reviewer can act on under their queue filter."""
+    found = next_stage.next_waiting(current_user.email, filters=queue_filter_clauses(),
+                                    sort=(session.get(QUEUE_FILTER_KEY) or {}).get("sort", "age"))
+    if found is None:
+        flash("Nothing is waiting that you can act on in this queue.", "success")
+        return redirect(url_for("queue.index", **(session.get(QUEUE_FILTER_KEY) or {})), 303)
+    return redirect(stage_page(*found), 303)
+
+
 @bp.get("/orders/<order_id>/stages/<stage>/next")
 @login_required
 def go_next(order_id: str, stage: str):
