@@ -12,9 +12,10 @@ from flask import jsonify, request, url_for
 from sqlalchemy import String, and_, bindparam, or_, select, tuple_
 
 from ..extensions import db
-from ..models import Approval, AuditLog, Order, ReviewStage
+from ..models import Approval, ApprovalFingerprint, AuditLog, Order, ReviewStage
 from ..models.core import stage_assets
 from ..services import decisions, orders, outbox, submissions
+from ..services.approvals import stage_statuses, status_answer
 from ..services.errors import AlreadyDecided, Invalid, NotFound
 from ..stages import STAGE_NAMES, StageStatus, parse_stage
 from . import bp
@@ -66,14 +67,7 @@ def stage_views(
     if not pairs:
         return []
     keys = [(order_id, stage) for _, order_id, stage in pairs]
-    approvals = dict(
-        ((a.order_id, a.stage), a.status)
-        for a in db.session.execute(
-            select(Approval.order_id, Approval.stage, Approval.status).where(
-                tuple_(Approval.order_id, Approval.stage).in_(keys)
-            )
-        )
-    )
+    approvals = stage_statuses(keys)
     reasons = dict(
         ((r.order_id, r.stage), r.details)
         for r in db.session.execute(
@@ -142,8 +136,9 @@ def full_order_json(order: Order) -> dict:
 
 
 def _stage_status_statement():
-    """The polled stage answer as one statement, built once: the stage row, its assets, its approvals row and
-    its last decision, each outer-joined to the asked-for (order_id, stage) pair, so any may be missing."""
+    """The polled stage answer as one statement, built once: the stage row, its assets, its approvals row with
+    the fingerprint its approval recorded, and its last decision, each outer-joined to the asked-for
+    (order_id, stage) pair, so any may be missing."""
     pair = select(
         bindparam("order_id", type_=String).label("order_id"), bindparam("stage", type_=String).label("stage")
     ).subquery("pair")
@@ -170,6 +165,7 @@ def _stage_status_statement():
             Order.id.label("order_key"),
             Order.r2_assets[pair.c.stage].label("assets"),
             Approval.status.label("approval_status"),
+            ApprovalFingerprint.fingerprint.label("approved_fingerprint"),
             last_decision.label("last_decision"),
         )
         .select_from(pair)
@@ -178,6 +174,10 @@ def _stage_status_statement():
             ReviewStage, and_(ReviewStage.order_id == pair.c.order_id, ReviewStage.stage_name == pair.c.stage)
         )
         .outerjoin(Approval, and_(Approval.order_id == pair.c.order_id, Approval.stage == pair.c.stage))
+        .outerjoin(
+            ApprovalFingerprint,
+            and_(ApprovalFingerprint.order_id == pair.c.order_id, ApprovalFingerprint.stage == pair.c.stage),
+        )
     )
 
 
@@ -195,7 +195,7 @@ def stage_json(order_id: str, stage: str) -> dict:
         order_id,
         stage,
         stage_assets(found.assets),
-        found.approval_status,
+        status_answer(found.approval_status, found.approved_fingerprint, found.assets),
         found.last_decision,
     )
 

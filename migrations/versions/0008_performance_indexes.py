@@ -5,7 +5,7 @@ they build. A build that failed half-way leaves an invalid index behind; it is d
 None of the seed's indexes is touched.
 
 Revision ID: 0008_performance_indexes
-Revises: 0004_pipeline_api
+Revises: 0006_review_flow
 Create Date: 2026-11-25
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from sqlalchemy import text
 
 revision = "0008_performance_indexes"
-down_revision = "0004_pipeline_api"
+down_revision = "0006_review_flow"
 branch_labels = None
 depends_on = None
 
