@@ -296,9 +296,13 @@ COLUMNS = {
 SECONDARY_OBJECTS = """
 SELECT c.relname, con.conname, con.contype, pg_get_constraintdef(con.oid), NULL
 FROM pg_constraint con JOIN pg_class c ON c.oid = con.conrelid
-WHERE c.relname = ANY(%(tables)s) AND c.relnamespace = current_schema()::regnamespace
-  AND con.contype IN ('p', 'u', 'f')
-UNION ALL
+WHERE c.relnamespace = current_schema()::regnamespace
+  AND ((c.relname = ANY(%(tables)s) AND con.contype IN ('p', 'u', 'f'))
+       -- foreign keys of other tables that reference these ones depend on their keys
+       OR (con.contype = 'f' AND con.confrelid IN (
+             SELECT oid FROM pg_class
+             WHERE relname = ANY(%(tables)s) AND relnamespace = current_schema()::regnamespace)))
+UNION
 SELECT c.relname, i.relname, 'i', NULL, pg_get_indexdef(i.oid)
 FROM pg_index x JOIN pg_class c ON c.oid = x.indrelid JOIN pg_class i ON i.oid = x.indexrelid
 WHERE c.relname = ANY(%(tables)s) AND c.relnamespace = current_schema()::regnamespace
