@@ -722,7 +722,7 @@ def build_scenarios(fx: Fixtures, session: Session, token: str | None, applicati
             "POST",
             [f"/orders/{o}/stages/{s}/reject" for o, s in fx.reject],
             headers=post,
-            body="notes=Hair+colour+drifts+between+views.",
+            body="notes=Hair+colour+drifts+between+views.&reasons=character_drift",
             group="decision",
             reuse_paths=False,
         ),
