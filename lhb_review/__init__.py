@@ -48,9 +48,11 @@ def create_app(config: dict | None = None, env: dict | None = None) -> Flask:
     csrf.init_app(app)
     login_manager.init_app(app)
 
-    from . import auth, cli, errors, htmx, views
+    from . import auth, cli, errors, htmx, resilience, security, views
 
     auth.init_app(app)
+    security.init_app(app)
+    resilience.init_app(app)
     htmx.init_app(app)
     views.register(app)
     errors.register(app)

@@ -1,0 +1,125 @@
+"""Database faults as clear answers: unreachable, restarting, locked, too slow, read-only or full.
+
+Each becomes a 503 (409 for a row lock held by someone else) with a Retry-After header, an HTML page for
+people or the API's JSON error, and never touches the database while answering, since it may be down.
+The transaction that failed was rolled back, so nothing of the request was written.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from flask import Flask, current_app, jsonify, render_template, request
+from sqlalchemy import exc as sa_exc
+
+from .extensions import db
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Fault:
+    status: int
+    code: str
+    title: str
+    message: str
+    retry_after: int
+
+
+UNAVAILABLE = Fault(
+    503, "database_unavailable", "The database cannot be reached",
+    "lhb-review cannot reach its database right now, so nothing was changed. "
+    "It reconnects by itself: try again in a few seconds.", 5,
+)
+LOCKED = Fault(
+    409, "locked", "Someone else is changing this right now",
+    "Another reviewer or process is changing this at the same moment, so nothing was changed. "
+    "Reload and try again in a moment.", 2,
+)
+TIMED_OUT = Fault(
+    503, "database_timeout", "The database took too long",
+    "The database took too long to answer, so the request was stopped and nothing was changed. "
+    "Try again in a few seconds.", 5,
+)
+READ_ONLY = Fault(
+    503, "database_read_only", "The database is read-only",
+    "The database accepts no changes at the moment (maintenance or fail-over), so this change was not "
+    "saved. Everything saved before is safe; try again later.", 30,
+)
+FULL = Fault(
+    503, "database_full", "The database is out of space",
+    "The database server has run out of disk space, so this change was not saved. Everything saved before "
+    "is safe. An operator has to free space; try again later.", 60,
+)
+
+# SQLSTATE codes (PostgreSQL, Appendix A) and what each means for the person waiting.
+BY_SQLSTATE = {
+    "55P03": LOCKED,  # lock_not_available: lock_timeout expired
+    "57014": TIMED_OUT,  # query_canceled: statement_timeout expired
+    "25006": READ_ONLY,  # read_only_sql_transaction
+    "53100": FULL,  # disk_full
+    "53000": FULL,  # insufficient_resources
+    "53200": UNAVAILABLE,  # out_of_memory
+    "53300": UNAVAILABLE,  # too_many_connections
+    "57P01": UNAVAILABLE,  # admin_shutdown
+    "57P02": UNAVAILABLE,  # crash_shutdown
+    "57P03": UNAVAILABLE,  # cannot_connect_now (starting up or shutting down)
+}
+
+
+def classify(error: BaseException) -> Fault | None:
+    """The fault a database exception stands for, or None when it is a bug to be reported as such."""
+    if isinstance(error, (sa_exc.DisconnectionError, sa_exc.TimeoutError)):
+        return UNAVAILABLE  # TimeoutError: every pooled connection busy for pool_timeout seconds
+    if not isinstance(error, sa_exc.DBAPIError):
+        return None
+    if error.connection_invalidated:
+        return UNAVAILABLE
+    code = getattr(error.orig, "pgcode", None)
+    if code in BY_SQLSTATE:
+        return BY_SQLSTATE[code]
+    if code and code.startswith("08"):  # connection_exception class
+        return UNAVAILABLE
+    if code is None and isinstance(error, sa_exc.OperationalError):
+        return UNAVAILABLE  # refused, reset, server closed the connection: libpq gives no SQLSTATE
+    return None
+
+
+def wants_json() -> bool:
+    return request.path.startswith("/api/") or (
+        request.accept_mimetypes.best == "application/json" and "text/html" not in request.accept_mimetypes
+    )
+
+
+def respond(fault: Fault):
+    if wants_json():
+        body = {"error": {"code": fault.code, "message": fault.message, "retry_after": fault.retry_after}}
+        response = jsonify(body)
+    elif request.headers.get("HX-Request") == "true":
+        response = render_template("errors/_fault.html", fault=fault)
+    else:
+        response = render_template("errors/fault.html", fault=fault)
+    response = current_app.make_response((response, fault.status))
+    response.headers["Retry-After"] = str(fault.retry_after)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def handle_database_error(error: Exception):
+    fault = classify(error)
+    if fault is None:
+        raise error  # not a fault of the database: a bug, for the 500 handler and the error log
+    try:
+        db.session.rollback()
+    except Exception:  # the connection may be gone; the pool replaces it (pool_pre_ping)
+        log.debug("rollback after a database fault failed", exc_info=True)
+    pgcode = getattr(getattr(error, "orig", None), "pgcode", None)
+    log.warning("database fault %s (SQLSTATE %s) on %s %s: %s", fault.code, pgcode, request.method,
+                request.path, str(error).splitlines()[0] if str(error) else type(error).__name__)
+    return respond(fault)
+
+
+def init_app(app: Flask) -> None:
+    app.register_error_handler(sa_exc.DBAPIError, handle_database_error)
+    app.register_error_handler(sa_exc.DisconnectionError, handle_database_error)
+    app.register_error_handler(sa_exc.TimeoutError, handle_database_error)
