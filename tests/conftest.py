@@ -99,6 +99,9 @@ def test_env(database_url: str, tmp_path: Path, **extra) -> dict:
     return env
 
 
+test_env.__test__ = False  # a helper, not a test, though test modules import it by name
+
+
 @pytest.fixture(scope="session")
 def app(database_url, tmp_path_factory):
     from flask_migrate import upgrade
