@@ -161,7 +161,6 @@ def build_config(env: dict | None = None) -> dict:
         "MAX_CONTENT_LENGTH": env_int(env, "MAX_UPLOAD_BYTES", 20 * 1024 * 1024),
         "RATELIMIT_STORAGE_URI": env.get("REDIS_URL") or "memory://",
         "RATELIMIT_KEY_PREFIX": env.get("RATELIMIT_KEY_PREFIX") or "lhb-review",
-        "RATELIMIT_HEADERS_ENABLED": True,
         # A Redis outage must not lock everyone out: count in memory until it is back.
         "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
         "RATELIMIT_SWALLOW_ERRORS": True,

@@ -9,10 +9,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from flask import Flask, current_app, jsonify, render_template, request
+from flask import Flask, current_app, g, jsonify, render_template, request
 from sqlalchemy import exc as sa_exc
 
-from .extensions import db
+from .extensions import db, login_manager
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +92,9 @@ def wants_json() -> bool:
 
 
 def respond(fault: Fault):
+    if "_login_user" not in g:
+        # Rendering asks Flask-Login for current_user, which would query the failing database again.
+        g._login_user = login_manager.anonymous_user()
     if wants_json():
         body = {"error": {"code": fault.code, "message": fault.message, "retry_after": fault.retry_after}}
         response = jsonify(body)

@@ -1,6 +1,8 @@
 """Security headers on every response, and the rate limiter's 429 answer."""
 from __future__ import annotations
 
+import time
+
 from flask import Flask, current_app, render_template, request
 from flask_limiter import RateLimitExceeded
 
@@ -61,15 +63,21 @@ def set_security_headers(response):
 
 
 def too_many_requests(exc: RateLimitExceeded):
-    """429 with a page that says what happened; Flask-Limiter adds Retry-After (RATELIMIT_HEADERS_ENABLED)."""
+    """429 with a page that says what happened, and Retry-After: when the window that was hit resets."""
     from .errors import json_error, wants_json
 
     if wants_json():
-        return json_error(429, "too_many_requests", "Too many requests; wait a little and try again.")
-    if request.endpoint == "auth.login":
+        response = json_error(429, "too_many_requests", "Too many requests; wait a little and try again.")
+    elif request.endpoint == "auth.login":
         message = "Too many sign-in attempts. Wait a few minutes, then try again."
-        return render_template("auth/login.html", email="", rate_limited=message), 429
-    return render_template("errors/error.html", status=429, message="Too many requests; wait a little and try again."), 429
+        response = render_template("auth/login.html", email="", rate_limited=message), 429
+    else:
+        message = "Too many requests; wait a little and try again."
+        response = render_template("errors/error.html", status=429, message=message), 429
+    response = current_app.make_response(response)
+    hit = limiter.current_limit
+    response.headers["Retry-After"] = str(max(1, int(hit.reset_at - time.time()))) if hit else "60"
+    return response
 
 
 def init_app(app: Flask) -> None:

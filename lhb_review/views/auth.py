@@ -73,9 +73,10 @@ def login():
         # check_password verifies against a dummy hash when there is no user, so both paths cost the same.
         if check_password(user, password) and user.active:
             next_url = safe_next(request.args.get("next"))
+            # Audited first: when the database cannot record the sign-in, nobody is signed in.
+            sessions.signed_in(_actor(user.email))
             fresh_session()
             login_user(user, remember=request.form.get("remember") == "yes")
-            sessions.signed_in(_actor(user.email))
             return redirect(next_url)
         sessions.sign_in_failed(_actor(email.replace("\x00", "")))
         flash(FAILED_MESSAGE, "error")
