@@ -184,8 +184,14 @@ class Browser:
         self.csrf = match.group(1)
         return self.csrf
 
+    def _fresh_context(self):
+        # The test body runs inside an app context; a request would reuse it, and with it `g`
+        # (Flask-Login's user, Flask-WTF's token). Each request gets an app context of its own.
+        return self.client.application.app_context()
+
     def get(self, *args, **kwargs):
-        return self.client.get(*args, **kwargs)
+        with self._fresh_context():
+            return self.client.get(*args, **kwargs)
 
     def post(self, path: str, data: dict | None = None, *, csrf: bool = True, htmx: bool = False, **kwargs):
         data = dict(data or {})
@@ -198,7 +204,8 @@ class Browser:
                 data.setdefault("csrf_token", token)
         if htmx:
             headers["HX-Request"] = "true"
-        return self.client.post(path, data=data, headers=headers, **kwargs)
+        with self._fresh_context():
+            return self.client.post(path, data=data, headers=headers, **kwargs)
 
     def login(self, email: str, password: str):
         self.refresh_csrf("/login")
