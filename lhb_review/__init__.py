@@ -48,8 +48,10 @@ def create_app(config: dict | None = None, env: dict | None = None) -> Flask:
     csrf.init_app(app)
     login_manager.init_app(app)
 
-    from . import auth, cli, errors, htmx, resilience, security, views
+    from . import auth, cli, errors, htmx, metrics, observability, resilience, security, views
 
+    observability.init_app(app)
+    metrics.init_app(app)
     auth.init_app(app)
     security.init_app(app)
     resilience.init_app(app)

@@ -11,6 +11,7 @@ from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
+from .commands import ops as ops_commands
 from .config import redact
 from .extensions import db
 from .models import User
@@ -26,6 +27,7 @@ def register(app: Flask) -> None:
     app.cli.add_command(seed_command)
     app.cli.add_command(users_cli)
     app.cli.add_command(health_command)
+    ops_commands.register(app)
 
 
 def fail(message: str, code: int = 1):

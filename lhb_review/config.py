@@ -168,6 +168,8 @@ def build_config(env: dict | None = None) -> dict:
         "LOGIN_LIMIT_PER_IP": env.get("LOGIN_LIMIT_PER_IP") or "60 per 15 minutes",
         "LOG_FORMAT": env.get("LOG_FORMAT", "text"),
         "LOG_LEVEL": env.get("LOG_LEVEL", "INFO"),
+        "SLOW_QUERY_MS": env_int(env, "SLOW_QUERY_MS", 500),
+        "PG_BIN_DIR": env.get("PG_BIN_DIR") or None,
         "SQLALCHEMY_TRACK_MODIFICATIONS": False,
     }
 

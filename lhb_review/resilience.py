@@ -111,7 +111,7 @@ def respond(fault: Fault):
 def handle_database_error(error: Exception):
     fault = classify(error)
     if fault is None:
-        raise error  # not a fault of the database: a bug, for the 500 handler and the error log
+        return not_a_fault(error)
     try:
         db.session.rollback()
     except Exception:  # the connection may be gone; the pool replaces it (pool_pre_ping)
@@ -120,6 +120,14 @@ def handle_database_error(error: Exception):
     log.warning("database fault %s (SQLSTATE %s) on %s %s: %s", fault.code, pgcode, request.method,
                 request.path, str(error).splitlines()[0] if str(error) else type(error).__name__)
     return respond(fault)
+
+
+def not_a_fault(error: Exception):
+    """A database error that is a bug (a constraint, a bad query): the app's catch-all handler reports it."""
+    catch_all = current_app.error_handler_spec.get(None, {}).get(None, {}).get(Exception)
+    if catch_all is None:
+        raise error
+    return catch_all(error)
 
 
 def init_app(app: Flask) -> None:

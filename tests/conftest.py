@@ -178,7 +178,7 @@ class Browser:
         self.csrf = None
 
     def refresh_csrf(self, path: str = "/login") -> str:
-        html = self.client.get(path).get_data(as_text=True)
+        html = self.get(path).get_data(as_text=True)
         match = CSRF_RE.search(html)
         assert match, f"no CSRF token on {path}"
         self.csrf = match.group(1)

@@ -1,0 +1,1 @@
+"""`flask` command groups beyond the basic ones in cli.py."""

@@ -1,0 +1,182 @@
+"""Admin pages: the error log, user accounts and the audit log (admins only)."""
+from __future__ import annotations
+
+import uuid
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    flash,
+    redirect,
+    render_template,
+    request,
+    stream_with_context,
+    url_for,
+)
+from sqlalchemy import select
+
+from ..auth import admin_required, current_actor
+from ..extensions import db
+from ..htmx import wants_fragment
+from ..models import User
+from ..services import audit_query, errorlog
+from ..services import users as user_service
+from ..services.errors import DomainError, Invalid
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+
+@bp.before_request
+@admin_required
+def _admins_only():
+    """Every admin page: a visitor is sent to sign in, a reviewer gets 403."""
+
+
+def _page_size() -> int:
+    try:
+        size = int(request.args.get("size", 50))
+    except ValueError:
+        size = 50
+    return size if size in audit_query.PAGE_SIZES else 50
+
+
+@bp.get("/")
+def index():
+    return redirect(url_for("admin.errors"))
+
+
+@bp.get("/errors")
+def errors():
+    try:
+        filters = errorlog.ErrorFilters.parse(request.args)
+        rows, next_cursor = errorlog.list_errors(filters, request.args.get("after"), _page_size())
+    except Invalid as exc:
+        flash(exc.message, "error")
+        return redirect(url_for("admin.errors"))
+    return render_template(
+        "admin/errors.html", rows=rows, filters=filters, next_cursor=next_cursor,
+        types=errorlog.error_types(), severities=errorlog.SEVERITIES,
+    )
+
+
+@bp.get("/errors/<error_id>")
+def error_detail(error_id: str):
+    return render_template("admin/error_detail.html", error=errorlog.get_error(error_id))
+
+
+@bp.post("/errors/<error_id>/resolve")
+def resolve_error(error_id: str):
+    try:
+        row = errorlog.resolve(current_actor(), error_id)
+        status, message = 200, f"Error {row.error_id} marked resolved."
+    except DomainError as exc:
+        if exc.status == 404:
+            raise
+        db.session.rollback()
+        row, status, message = errorlog.get_error(error_id), exc.status, exc.message
+    if wants_fragment():
+        return render_template("admin/_error_row.html", error=row, message=message), status
+    flash(message, "info" if status == 200 else "error")
+    return redirect(request.form.get("next") if _local(request.form.get("next")) else url_for("admin.errors"), 303)
+
+
+def _local(target: str | None) -> bool:
+    return bool(target) and target.startswith("/admin/") and "\\" not in target and not target.startswith("//")
+
+
+@bp.get("/users")
+def users():
+    rows = db.session.scalars(select(User).order_by(User.role.desc(), User.email)).all()
+    return render_template("admin/users.html", users=rows, roles=User.ROLES, form={}, field_errors={})
+
+
+@bp.post("/users")
+def create_user():
+    form = {"email": request.form.get("email", ""), "role": request.form.get("role", "reviewer")}
+    try:
+        user = user_service.create_user(current_actor(), form["email"], request.form.get("password", ""),
+                                        form["role"])
+    except DomainError as exc:
+        db.session.rollback()
+        rows = db.session.scalars(select(User).order_by(User.role.desc(), User.email)).all()
+        flash(exc.message, "error")
+        return render_template("admin/users.html", users=rows, roles=User.ROLES, form=form,
+                               field_errors=getattr(exc, "fields", {})), exc.status
+    flash(f"Created {user.role} {user.email}.", "info")
+    return redirect(url_for("admin.users"), 303)
+
+
+def _user_or_404(user_id: str) -> User:
+    try:
+        key = uuid.UUID(user_id)
+    except ValueError:
+        abort(404)
+    user = db.session.get(User, key)
+    if user is None:
+        abort(404)
+    return user
+
+
+def _user_action(user_id: str, change, done: str):
+    user = _user_or_404(user_id)
+    try:
+        change(user.email)
+        flash(done.format(email=user.email), "info")
+    except DomainError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+        return redirect(url_for("admin.users"), 303)
+    return redirect(url_for("admin.users"), 303)
+
+
+@bp.post("/users/<user_id>/disable")
+def disable_user(user_id: str):
+    actor = current_actor()
+    return _user_action(user_id, lambda email: user_service.set_active(actor, email, False),
+                        "Disabled {email}; they are signed out on their next request.")
+
+
+@bp.post("/users/<user_id>/enable")
+def enable_user(user_id: str):
+    actor = current_actor()
+    return _user_action(user_id, lambda email: user_service.set_active(actor, email, True), "Enabled {email}.")
+
+
+@bp.post("/users/<user_id>/role")
+def change_role(user_id: str):
+    actor = current_actor()
+    role = request.form.get("role", "")
+    return _user_action(user_id, lambda email: user_service.set_role(actor, email, role),
+                        "{email} is now " + (role if role in User.ROLES else "?") + ".")
+
+
+@bp.post("/users/<user_id>/password")
+def reset_password(user_id: str):
+    actor = current_actor()
+    password = request.form.get("password", "")
+    return _user_action(user_id, lambda email: user_service.set_password(actor, email, password),
+                        "New password set for {email}.")
+
+
+@bp.get("/audit")
+def audit_log():
+    try:
+        filters = audit_query.AuditFilters.parse(request.args)
+        rows, next_cursor = audit_query.page(filters, request.args.get("after"), _page_size())
+    except Invalid as exc:
+        return render_template("admin/audit.html", rows=[], filters=None, next_cursor=None, args=request.args,
+                               actions=audit_query.known_actions(), problem=exc.message), 422
+    template = "admin/_audit_rows.html" if wants_fragment() else "admin/audit.html"
+    return render_template(template, rows=rows, filters=filters, next_cursor=next_cursor, args=request.args,
+                           actions=audit_query.known_actions(), problem=None)
+
+
+@bp.get("/audit.csv")
+def audit_csv():
+    filters = audit_query.AuditFilters.parse(request.args)
+    lines = audit_query.csv_lines(filters)
+    return Response(
+        stream_with_context(lines), mimetype="text/csv",
+        headers={"Content-Disposition": "attachment; filename=audit-log.csv", "Cache-Control": "no-store"},
+    )
