@@ -23,6 +23,23 @@ ACCESS: dict[tuple[str, str], str | dict[str, str]] = {
     ("auth.logout", "POST"): SIGNED_IN,
     ("queue.index", "GET"): SIGNED_IN,
     ("assets.file", "GET"): SIGNED_IN,
+    # operations
+    ("health.healthz", "GET"): OPEN_PROBE,
+    ("health.readyz", "GET"): OPEN_PROBE,
+    ("health.metrics", "GET"): OPEN_PROBE,  # restricted at the reverse proxy (docs/operations.md)
+    ("stats.index", "GET"): SIGNED_IN,
+    ("admin.index", "GET"): ADMIN,
+    ("admin.errors", "GET"): ADMIN,
+    ("admin.error_detail", "GET"): ADMIN,
+    ("admin.resolve_error", "POST"): ADMIN,
+    ("admin.users", "GET"): ADMIN,
+    ("admin.create_user", "POST"): ADMIN,
+    ("admin.disable_user", "POST"): ADMIN,
+    ("admin.enable_user", "POST"): ADMIN,
+    ("admin.change_role", "POST"): ADMIN,
+    ("admin.reset_password", "POST"): ADMIN,
+    ("admin.audit_log", "GET"): ADMIN,
+    ("admin.audit_csv", "GET"): ADMIN,
 }
 
 # A route whose rule depends on one of its URL parameters names it here; ACCESS then maps each value.

@@ -148,3 +148,12 @@ def test_a_body_over_the_size_limit_is_refused_clearly(app, world):
     response = browser.client.post("/login", data={"csrf_token": browser.csrf, "email": big, "password": "x"})
     assert response.status_code == 413
     assert "exceeds the capacity limit" in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("url", ["/admin/errors/%00", "/admin/errors/E-1%00", "/queue?status=%00", "/queue?%00=1"])
+def test_a_nul_in_the_address_is_a_clear_400(world, url):
+    """Found by the property test above: a NUL in a path reached PostgreSQL, which refuses it (a 500)."""
+    browser = world.client("admin")
+    response = browser.get(url)
+    assert response.status_code == 400
+    assert "NUL character" in response.get_data(as_text=True)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from lhb_review.extensions import db
+from lhb_review.models import ErrorLog
 from lhb_review.demo_assets import draw_page, pdf_bytes, png_bytes, write_asset
 from lhb_review.services import users as user_service
 from lhb_review.services.actors import Actor
@@ -53,6 +55,10 @@ class World:
             "admin": make_user("walk-admin@example.com", role="admin"),
             "disabled": make_user("walk-disabled@example.com"),
         }
+        error = ErrorLog(error_id="E-WALK-0001", error_type="RuntimeError", severity="error",
+                         message="a recorded failure", details={"path": "/queue"})
+        db.session.add(error)
+        db.session.commit()
         values = {
             "order_id": order.order_id,
             "stage": "postBria",
@@ -60,6 +66,7 @@ class World:
             "filename": "css/app.css",
             "email": users["reviewer"].email,
             "user_id": str(users["reviewer"].id),
+            "error_id": error.error_id,
         }
         return cls(app, make_client, values, users, make_api_token())
 
@@ -80,6 +87,10 @@ class World:
         """A well-formed body for the route, so the walk tests who may act rather than input validation."""
         forms = {
             "auth.login": {"email": self.users["reviewer"].email, "password": PASSWORD},
+            "admin.create_user": {"email": "walk-new@example.com", "password": "a long new password",
+                                  "role": "reviewer"},
+            "admin.change_role": {"role": "admin"},
+            "admin.reset_password": {"password": "another long password"},
         }
         return dict(forms.get(route.endpoint, {}))
 
