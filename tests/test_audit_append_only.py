@@ -184,3 +184,63 @@ def test_the_application_role_can_still_change_the_other_tables(app_role_databas
         conn.rollback()
     finally:
         conn.close()
+
+
+# --- the roles `flask db-bootstrap` creates -------------------------------------------------------------------
+
+@pytest.fixture
+def bootstrapped(runner, server_url, tmp_path):
+    """A database set up by `flask db-bootstrap` (owner role + app role), migrated by the owner, with one
+    audited decision; yields the app role's libpq URL."""
+    import re
+    import secrets
+
+    from flask_migrate import upgrade
+
+    suffix = secrets.token_hex(4)
+    names = {"database": f"lhb_ao_{suffix}", "owner": f"lhb_ao_owner_{suffix}", "app": f"lhb_ao_app_{suffix}"}
+    result = runner.invoke(args=["db-bootstrap", "--superuser-url", server_url, "--database", names["database"],
+                                 "--owner-role", names["owner"], "--app-role", names["app"]])
+    assert result.exit_code == 0, result.output
+    passwords = dict(re.findall(r"^\s+(lhb_ao_\w+): (\S+)$", result.output, re.M))
+
+    def url_of(role):
+        return make_url(server_url).set(username=names[role], password=passwords[names[role]],
+                                        database=names["database"]).render_as_string(hide_password=False)
+
+    owner = create_app({"TESTING": True}, env=test_env(url_of("owner"), tmp_path))
+    with owner.app_context():
+        upgrade()
+        order = make_order_with_stages("pending")
+        decisions.approve(REVIEWER, order.order_id, "preBria", "fine")
+        db.session.remove()
+        db.engine.dispose()
+    yield plain_dsn(url_of("app"))
+    conn = admin_connect(server_url)
+    with conn.cursor() as cur:
+        cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(names["database"])))
+        for role in (names["app"], names["owner"]):
+            cur.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+    conn.close()
+
+
+@pytest.mark.parametrize("statement", [
+    "UPDATE audit_logs SET action = 'tampered'", "DELETE FROM audit_logs",
+    "ALTER TABLE audit_logs DISABLE TRIGGER audit_logs_append_only", "DROP TRIGGER audit_logs_append_only ON audit_logs",
+    "SET session_replication_role = replica",
+])
+def test_the_bootstrapped_app_role_cannot_change_audit_history(bootstrapped, statement):
+    """The app role may UPDATE and DELETE rows of audit_logs as far as privileges go; the trigger still says no."""
+    conn = psycopg2.connect(bootstrapped)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT has_table_privilege('audit_logs', 'DELETE'), "
+                        "has_table_privilege('audit_logs', 'UPDATE')")
+            assert cur.fetchone() == (True, True)
+            with pytest.raises(pg_errors.InsufficientPrivilege):
+                cur.execute(statement)
+            conn.rollback()
+            cur.execute("SELECT action FROM audit_logs")
+            assert [a for (a,) in cur.fetchall()] == ["stage_approved"]
+    finally:
+        conn.close()
