@@ -28,8 +28,8 @@ class Fault:
 
 UNAVAILABLE = Fault(
     503, "database_unavailable", "The database cannot be reached",
-    "lhb-review cannot reach its database right now, so nothing was changed. "
-    "It reconnects by itself: try again in a few seconds.", 5,
+    "The database is not reachable right now, so nothing was changed. "
+    "lhb-review reconnects by itself: try again in a few seconds.", 5,
 )
 LOCKED = Fault(
     409, "locked", "Someone else is changing this right now",
@@ -91,17 +91,18 @@ def wants_json() -> bool:
     )
 
 
-def respond(fault: Fault):
+def respond(fault: Fault, error_id: str | None = None):
     if "_login_user" not in g:
         # Rendering asks Flask-Login for current_user, which would query the failing database again.
         g._login_user = login_manager.anonymous_user()
+    request_id = g.get("request_id")
     if wants_json():
-        body = {"error": {"code": fault.code, "message": fault.message, "retry_after": fault.retry_after}}
+        body = {"error": {"code": fault.code, "message": fault.message, "retry_after": fault.retry_after,
+                          "error_id": error_id, "request_id": request_id}}
         response = jsonify(body)
-    elif request.headers.get("HX-Request") == "true":
-        response = render_template("errors/_fault.html", fault=fault)
     else:
-        response = render_template("errors/fault.html", fault=fault)
+        template = "errors/_fault.html" if request.headers.get("HX-Request") == "true" else "errors/fault.html"
+        response = render_template(template, fault=fault, error_id=error_id, request_id=request_id)
     response = current_app.make_response((response, fault.status))
     response.headers["Retry-After"] = str(fault.retry_after)
     response.headers["Cache-Control"] = "no-store"
@@ -116,10 +117,22 @@ def handle_database_error(error: Exception):
         db.session.rollback()
     except Exception:  # the connection may be gone; the pool replaces it (pool_pre_ping)
         log.debug("rollback after a database fault failed", exc_info=True)
-    pgcode = getattr(getattr(error, "orig", None), "pgcode", None)
-    log.warning("database fault %s (SQLSTATE %s) on %s %s: %s", fault.code, pgcode, request.method,
-                request.path, str(error).splitlines()[0] if str(error) else type(error).__name__)
-    return respond(fault)
+    if "_login_user" not in g:
+        g._login_user = login_manager.anonymous_user()
+    recorded = record(error)
+    return respond(fault, recorded)
+
+
+def record(error: Exception) -> str | None:
+    """Into the error log with an id the page shows (the application log when the database cannot take it)."""
+    from .errors import _error_context
+    from .services.errorlog import record_exception
+
+    try:
+        return record_exception(error, _error_context()).error_id
+    except Exception:  # noqa: BLE001 - answering clearly matters more than recording
+        log.exception("could not record a database fault")
+        return None
 
 
 def not_a_fault(error: Exception):

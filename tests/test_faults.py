@@ -234,7 +234,7 @@ def test_a_restart_while_requests_run_gets_clear_503s_and_the_app_recovers(fapp,
     assert {code for code, _, _ in during} <= {200, 503}, [c for c, _, _ in during]
     refused = [(body, retry) for code, body, retry in during if code == 503]
     assert refused, "the outage was seen"
-    assert all("cannot reach its database" in body and retry == "5" for body, retry in refused)
+    assert all("database is not reachable" in body and retry == "5" for body, retry in refused)
     assert not unhandled, unhandled
     assert {code for _, code, _, _ in answers} <= {200, 503}, "never a 500 or a dropped connection"
     assert any(code == 200 and t > restarted for t, code, _, _ in answers), "the app recovered by itself"
@@ -277,8 +277,14 @@ def test_a_lock_held_elsewhere_answers_in_bounded_time(fapp, private_pg):
         holder.close()
     assert response.status_code == 409
     assert response.headers["Retry-After"] == "2"
-    assert "Someone else is changing this right now" in response.get_data(as_text=True)
+    html = response.get_data(as_text=True)
+    assert "Someone else is changing this right now" in html
     assert counts(superuser(private_pg)) == before
+    error_id = re.search(r"E-[A-Z2-9]{4}-[A-Z2-9]{4}", html).group(0)
+    with superuser(private_pg).cursor() as cur:
+        cur.execute("SELECT error_type, message FROM error_logs WHERE error_id = %s", (error_id,))
+        kind, message = cur.fetchone()
+    assert "lock" in message.lower(), "an operator finds the lock timeout in the error log by the page's id"
     assert browser.get("/queue").status_code == 302, "the refused sign-in left nobody signed in"
 
 
