@@ -12,6 +12,7 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
 from .commands import ops as ops_commands
+from .commands import pipeline
 from .config import redact
 from .extensions import db
 from .models import User
@@ -28,6 +29,7 @@ def register(app: Flask) -> None:
     app.cli.add_command(users_cli)
     app.cli.add_command(health_command)
     ops_commands.register(app)
+    pipeline.register(app)
 
 
 def fail(message: str, code: int = 1):

@@ -25,6 +25,12 @@ def env_flag(env: dict, name: str, default: bool = False) -> bool:
     return value.strip().lower() in TRUE_WORDS
 
 
+def env_list(env: dict, name: str, default: str) -> tuple[str, ...]:
+    """A comma-separated setting as a tuple of its non-empty, stripped items."""
+    raw = env.get(name)
+    return tuple(item.strip() for item in (default if raw is None else raw).split(",") if item.strip())
+
+
 def env_int(env: dict, name: str, default: int) -> int:
     value = env.get(name)
     if value is None or value == "":
@@ -166,11 +172,37 @@ def build_config(env: dict | None = None) -> dict:
         "RATELIMIT_SWALLOW_ERRORS": True,
         "LOGIN_LIMIT_PER_ACCOUNT": env.get("LOGIN_LIMIT_PER_ACCOUNT") or "10 per 15 minutes",
         "LOGIN_LIMIT_PER_IP": env.get("LOGIN_LIMIT_PER_IP") or "60 per 15 minutes",
+        "QUEUE_PLATFORMS": env_list(env, "QUEUE_PLATFORMS", "shopify,amazon"),
+        "QUEUE_PROJECTS": env_list(env, "QUEUE_PROJECTS", "my-first-adventure,bedtime-hero,space-explorer,dino-friends"),
         "LOG_FORMAT": env.get("LOG_FORMAT", "text"),
         "LOG_LEVEL": env.get("LOG_LEVEL", "INFO"),
         "SLOW_QUERY_MS": env_int(env, "SLOW_QUERY_MS", 500),
         "PG_BIN_DIR": env.get("PG_BIN_DIR") or None,
         "SQLALCHEMY_TRACK_MODIFICATIONS": False,
+        **pipeline_settings(env),
+    }
+
+
+def pipeline_settings(env: dict) -> dict:
+    """The pipeline API's body limit and the webhook worker's knobs."""
+    def seconds(name: str, default: float) -> float:
+        try:
+            value = float(env.get(name) or default)
+        except ValueError as exc:
+            raise ConfigError(f"{name} must be a number of seconds, not {env.get(name)!r}") from exc
+        if value <= 0:
+            raise ConfigError(f"{name} must be more than 0")
+        return value
+
+    return {
+        "API_MAX_BODY_BYTES": env_int(env, "API_MAX_BODY_BYTES", 1024 * 1024),
+        "WEBHOOK_SECRET": env.get("WEBHOOK_SECRET") or None,
+        "WEBHOOK_TIMEOUT_SECONDS": seconds("WEBHOOK_TIMEOUT_SECONDS", 10),
+        "WEBHOOK_MAX_ATTEMPTS": env_int(env, "WEBHOOK_MAX_ATTEMPTS", 8),
+        "WEBHOOK_BACKOFF_BASE_SECONDS": seconds("WEBHOOK_BACKOFF_BASE_SECONDS", 30),
+        "WEBHOOK_BACKOFF_CAP_SECONDS": seconds("WEBHOOK_BACKOFF_CAP_SECONDS", 3600),
+        "WEBHOOK_LEASE_SECONDS": seconds("WEBHOOK_LEASE_SECONDS", 120),
+        "WEBHOOK_POLL_SECONDS": seconds("WEBHOOK_POLL_SECONDS", 2),
     }
 
 

@@ -1,4 +1,6 @@
 """Typed models. core: the customer's tables and users; each later area adds a module of its own here."""
+from .api import ApiToken, WebhookAttempt, WebhookDelivery
 from .core import Approval, AuditLog, ErrorLog, Order, ReviewStage, User
 
 __all__ = ["Approval", "AuditLog", "ErrorLog", "Order", "ReviewStage", "User"]
+__all__ += ["ApiToken", "WebhookAttempt", "WebhookDelivery"]

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from ..extensions import db
 from ..models import ReviewStage
 from ..stages import DECIDED, Stage, StageStatus, parse_stage
-from . import audit
+from . import audit, outbox
 from .actors import Actor
 from .approvals import upsert_approval
 from .errors import AlreadyDecided, Conflict, Forbidden, Invalid, NotFound, StageOutOfOrder
@@ -98,6 +98,7 @@ def approve(actor: Actor, order_id: str, stage: str, notes: str | None = None) -
         _set_decision(row, StageStatus.APPROVED, actor, notes)
         upsert_approval(order_id, parsed, status="approved", reviewer=actor.email, notes=notes)
         _audit(actor, "stage_approved", row, before, notes)
+        outbox.enqueue(row.order_id, row.stage_name, "stage_approved", {"status_before": before})
     return row
 
 
@@ -120,6 +121,7 @@ def reject(actor: Actor, order_id: str, stage: str, notes: str | None) -> Review
         _set_decision(row, StageStatus.REJECTED, actor, notes)
         upsert_approval(order_id, parsed, status="pending", reviewer=actor.email, notes=notes)
         _audit(actor, "stage_rejected", row, before, notes)
+        outbox.enqueue(row.order_id, row.stage_name, "stage_rejected", {"status_before": before})
     return row
 
 
@@ -143,4 +145,5 @@ def reopen(actor: Actor, order_id: str, stage: str, notes: str | None = None) ->
         row.reviewer_notes = notes
         upsert_approval(order_id, parsed, status="pending", reviewer=actor.email, notes=notes)
         _audit(actor, "stage_reopened", row, before, notes)
+        outbox.enqueue(row.order_id, row.stage_name, "stage_reopened", {"status_before": before})
     return row

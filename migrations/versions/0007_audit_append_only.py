@@ -6,13 +6,13 @@ maintaining the database deliberately (and the test suite's cleanup) can, under
 ``SET session_replication_role = replica``.
 
 Revision ID: 0007_audit_append_only
-Revises: 0002_users
+Revises: 0004_pipeline_api
 Create Date: 2026-11-25
 """
 from alembic import op
 
 revision = "0007_audit_append_only"
-down_revision = "0002_users"
+down_revision = "0004_pipeline_api"
 branch_labels = None
 depends_on = None
 

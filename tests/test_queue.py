@@ -1,0 +1,250 @@
+"""The queue: waiting stages oldest first, filters and search in the URL, keyset pages, capped counts."""
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, timezone
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from sqlalchemy import text
+
+from lhb_review.extensions import db
+from tests.factories import make_order, make_stage, make_user
+from tests.sql_counter import count_statements
+
+T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+ROW_RE = re.compile(r'href="/orders/([^/"]+)/stages/(\w+)">[^<]*</a>\s*<div class="sub"><code>')
+
+
+@pytest.fixture
+def reviewer(app, login_as):
+    return login_as(make_user("rev@example.com"))
+
+
+def stage_at(minutes: int, stage: str = "preBria", status: str = "pending", **order_fields):
+    order = make_order(**order_fields)
+    make_stage(order, stage, status, created_at=T0 + timedelta(minutes=minutes))
+    return order.order_id
+
+
+def listed(response) -> list[tuple[str, str]]:
+    assert response.status_code == 200, response.get_data(as_text=True)[:500]
+    return ROW_RE.findall(response.get_data(as_text=True))
+
+
+def next_link(response, rel: str = "next") -> str | None:
+    match = re.search(rf'rel="{rel}" href="([^"]+)"', response.get_data(as_text=True))
+    return match.group(1).replace("&amp;", "&") if match else None
+
+
+def test_queue_lists_waiting_stages_oldest_first(app, reviewer):
+    newer = stage_at(30)
+    older = stage_at(10, status="in_review")
+    stage_at(5, status="approved")
+    stage_at(6, status="rejected")
+    assert listed(reviewer.get("/queue")) == [(older, "preBria"), (newer, "preBria")]
+    assert listed(reviewer.get("/")) == [(older, "preBria"), (newer, "preBria")]
+
+
+@pytest.mark.parametrize("status", ["pending", "in_review", "approved", "rejected"])
+def test_any_single_status_can_be_selected(app, reviewer, status):
+    wanted = {s: stage_at(i, status=s) for i, s in enumerate(["pending", "in_review", "approved", "rejected"])}
+    assert listed(reviewer.get(f"/queue?status={status}")) == [(wanted[status], "preBria")]
+
+
+def test_status_any_lists_every_status(app, reviewer):
+    ids = [stage_at(i, status=s) for i, s in enumerate(["approved", "pending", "rejected"])]
+    assert [o for o, _ in listed(reviewer.get("/queue?status=any"))] == ids
+
+
+@pytest.mark.parametrize("query,expected", [
+    ("stage=postBria", ["B"]),
+    ("platform=amazon", ["B"]),
+    ("project=bedtime-hero", ["C"]),
+    ("stage=preBria&platform=shopify", ["A", "C"]),
+    ("stage=postPdf", []),
+])
+def test_filters_by_stage_platform_and_project(app, reviewer, query, expected):
+    ids = {
+        "A": stage_at(1, "preBria", platform="shopify", project="my-first-adventure"),
+        "B": stage_at(2, "postBria", platform="amazon", project="my-first-adventure"),
+        "C": stage_at(3, "preBria", platform="shopify", project="bedtime-hero"),
+    }
+    assert [o for o, _ in listed(reviewer.get(f"/queue?{query}"))] == [ids[k] for k in expected]
+
+
+@pytest.mark.parametrize("q,expected", [
+    ("LHB-77", ["exact"]),                 # exact order id
+    ("113-1234567-7654321", ["amazon"]),   # exact Amazon order id
+    ("LHB-7", []),                         # order ids match exactly, not in part
+    ("GRACE.HOPPER@", ["amazon"]),         # e-mail, any case, in part
+    ("ada love", ["exact"]),               # full name, in part
+    ("hopper", ["amazon"]),
+    ("%", []),                             # LIKE wildcards are searched for literally
+    ("_", []),
+])
+def test_search_by_order_id_amazon_id_name_or_email(app, reviewer, q, expected):
+    ids = {
+        "exact": stage_at(1, order_id="LHB-77", customer_first_name="Ada", customer_last_name="Lovelace",
+                          customer_email="ada@example.com"),
+        "amazon": stage_at(2, platform="amazon", amazon_order_id="113-1234567-7654321", customer_first_name="Grace",
+                           customer_last_name="Hopper", customer_email="grace.hopper@example.com"),
+    }
+    response = reviewer.get("/queue", query_string={"q": q})
+    assert [o for o, _ in listed(response)] == [ids[k] for k in expected]
+
+
+def test_keyset_pages_cover_every_row_once_in_order(app, reviewer):
+    ids = [stage_at(i // 2) for i in range(60)]  # pairs share a created_at: the id breaks the tie
+    response = reviewer.get("/queue?size=25")
+    seen, pages = [], []
+    while True:
+        page = [o for o, _ in listed(response)]
+        pages.append(page)
+        seen += page
+        link = next_link(response)
+        if not link:
+            break
+        assert "size=25" in link
+        response = reviewer.get(link)
+    assert [len(p) for p in pages] == [25, 25, 10]
+    assert sorted(seen) == sorted(ids) and len(set(seen)) == 60
+    order = {o: i for i, o in enumerate(ids)}
+    assert [order[o] // 2 for o in seen] == sorted(order[o] // 2 for o in seen)
+
+    back = reviewer.get(next_link(response, "prev"))
+    assert [o for o, _ in listed(back)] == pages[1]
+    assert "not the first page" in back.get_data(as_text=True)
+
+
+def test_pager_links_keep_the_filters(app, reviewer):
+    for i in range(30):
+        stage_at(i, "postBria", platform="amazon")
+    response = reviewer.get("/queue?stage=postBria&platform=amazon&size=25")
+    params = parse_qs(urlsplit(next_link(response)).query)
+    assert params["stage"] == ["postBria"] and params["platform"] == ["amazon"] and params["size"] == ["25"]
+    assert "cursor" in params
+
+
+@pytest.mark.parametrize("size,rows", [("1000", 100), ("30", 50), ("1", 25), ("100", 100), ("-5", 25)])
+def test_page_size_is_clamped_to_the_fixed_sizes(app, reviewer, size, rows):
+    for i in range(120):
+        stage_at(i)
+    assert len(listed(reviewer.get(f"/queue?size={size}"))) == rows
+
+
+@pytest.mark.parametrize("query", [
+    "cursor=not-a-cursor",
+    "cursor=WyJhIiwiMjAyNi0wMS0wMVQwMDowMDowMCswMDowMCIsIjEifQ.forged",
+    "stage=preBriaa",
+    "status=done",
+    "size=lots",
+    "q=%00",
+    "platform=" + "x" * 101,
+])
+def test_bad_parameters_answer_400_with_a_clear_message(app, reviewer, query):
+    stage_at(1)
+    response = reviewer.get(f"/queue?{query}")
+    assert response.status_code == 400
+    body = response.get_data(as_text=True)
+    assert "data-error-message" in body and "Start again from the first page" in body
+
+
+def test_tampered_cursor_is_refused(app, reviewer):
+    for i in range(30):
+        stage_at(i)
+    link = next_link(reviewer.get("/queue?size=25"))
+    cursor = parse_qs(urlsplit(link).query)["cursor"][0]
+    payload, _, signature = cursor.rpartition(".")
+    forged = payload[:-2] + ("AA" if payload[-2:] != "AA" else "BB") + "." + signature
+    response = reviewer.get("/queue", query_string={"cursor": forged})
+    assert response.status_code == 400
+    assert "broken or out of date" in response.get_data(as_text=True)
+
+
+def test_htmx_filter_gets_only_the_list(app, reviewer):
+    order_id = stage_at(1)
+    response = reviewer.get("/queue?stage=preBria", headers={"HX-Request": "true"})
+    body = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert body.lstrip().startswith('<section id="queue-rows"')
+    assert "<html" not in body and "queue-filters" not in body
+    assert order_id in body
+    assert "HX-Request" in response.headers["Vary"]
+
+
+def test_htmx_filter_pushes_the_short_form_of_the_url(app, reviewer):
+    response = reviewer.get("/queue?q=&stage=postBria&status=waiting&platform=&project=amazon-kids&size=50",
+                            headers={"HX-Request": "true"})
+    assert response.headers["HX-Push-Url"] == "/queue?stage=postBria&project=amazon-kids"
+
+
+def test_page_without_htmx_has_the_filter_form_wired_for_htmx(app, reviewer):
+    body = reviewer.get("/queue?platform=amazon").get_data(as_text=True)
+    form = re.search(r'<form class="queue-filters".*?>', body, re.S).group(0)
+    assert 'method="get"' in form and 'hx-get="/queue"' in form
+    assert 'hx-target="#queue-rows"' in form and 'hx-push-url="true"' in form
+    assert '<option value="amazon" selected>' in body
+
+
+def test_counts_at_a_glance_per_stage_and_status(app, reviewer):
+    for i, (stage, status) in enumerate([("preBria", "pending"), ("preBria", "pending"), ("preBria", "in_review"),
+                                         ("postBria", "approved"), ("postPdf", "rejected")]):
+        stage_at(i, stage, status)
+    body = reviewer.get("/queue").get_data(as_text=True)
+    glance = body[body.index('class="glance"'):body.index('id="queue-filters"')]
+    waiting = re.findall(r"<strong>([^<]+)</strong> waiting", glance)
+    assert waiting == ["3", "0", "0"]
+    assert re.search(r'stage=preBria&amp;status=pending".*?count-n">2<', glance, re.S)
+    assert re.search(r'stage=postPdf&amp;status=rejected".*?count-n">1<', glance, re.S)
+
+
+def test_counts_are_capped(app, reviewer):
+    db.session.execute(text(
+        "INSERT INTO orders (order_id, platform, project, customer_first_name, customer_last_name, customer_email,"
+        " order_date, status) SELECT 'BULK-' || n, 'shopify', 'p', 'A', 'B', 'a@b.c', now(), 'in_review'"
+        " FROM generate_series(1, 1005) n"))
+    db.session.execute(text(
+        "INSERT INTO review_stages (order_id, stage_name, status) SELECT 'BULK-' || n, 'preBria', 'pending'"
+        " FROM generate_series(1, 1005) n"))
+    db.session.commit()
+    body = reviewer.get("/queue").get_data(as_text=True)
+    assert "<strong>1000+</strong> waiting" in body
+    assert 'count-n">1000+<' in body
+
+
+def test_statements_per_queue_page_do_not_grow_with_the_data(app, reviewer):
+    def statements(query: str) -> int:
+        with count_statements() as seen:
+            assert reviewer.get(query).status_code == 200
+        return len(seen)
+
+    for i in range(3):
+        stage_at(i)
+    few = [statements(q) for q in ("/queue", "/queue?q=ada", "/queue?stage=preBria&platform=shopify")]
+    for i in range(3, 80):
+        stage_at(i)
+    many = [statements(q) for q in ("/queue", "/queue?q=ada", "/queue?stage=preBria&platform=shopify")]
+    assert few == many
+    assert max(many) <= 4
+
+
+def test_queue_sql_has_no_offset_and_no_uncapped_count(app, reviewer):
+    stage_at(1)
+    with count_statements() as seen:
+        reviewer.get("/queue?q=ada")
+    sql = " ".join(seen).upper()
+    assert "OFFSET" not in sql and "DISTINCT" not in sql
+    assert sql.count("COUNT(") == sql.count("LIMIT") - 1  # each count over a LIMIT subquery; one more for the page
+
+
+def test_customer_markup_is_shown_as_text(app, reviewer):
+    stage_at(1, customer_first_name="<script>alert(1)</script>", customer_email="x@example.com")
+    body = reviewer.get("/queue").get_data(as_text=True)
+    assert "<script>alert(1)</script>" not in body
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in body
+
+
+def test_empty_queue_says_so(app, reviewer):
+    assert "All caught up" in reviewer.get("/queue").get_data(as_text=True)
+    assert "Nothing matches these filters" in reviewer.get("/queue?stage=postPdf").get_data(as_text=True)
