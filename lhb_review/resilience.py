@@ -7,9 +7,11 @@ The transaction that failed was rolled back, so nothing of the request was writt
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
-from flask import Flask, current_app, g, jsonify, render_template, request
+from flask import Flask, current_app, g, jsonify, render_template, request, url_for
 from sqlalchemy import exc as sa_exc
 
 from .extensions import db, login_manager
@@ -91,6 +93,18 @@ def wants_json() -> bool:
     )
 
 
+SAFE_ID = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
+
+
+def same_site_path(url: str | None) -> str:
+    """The path and query of a URL of this site, for a "try again" link; the queue for anything else."""
+    parts = urlsplit(url or "")
+    if parts.netloc and parts.netloc != request.host:
+        return url_for("queue.index")
+    path = parts.path if parts.path.startswith("/") and not parts.path.startswith("//") else url_for("queue.index")
+    return path + (f"?{parts.query}" if parts.query else "")
+
+
 def respond(fault: Fault, error_id: str | None = None):
     if "_login_user" not in g:
         # Rendering asks Flask-Login for current_user, which would query the failing database again.
@@ -100,9 +114,17 @@ def respond(fault: Fault, error_id: str | None = None):
         body = {"error": {"code": fault.code, "message": fault.message, "retry_after": fault.retry_after,
                           "error_id": error_id, "request_id": request_id}}
         response = jsonify(body)
+    elif request.headers.get("HX-Request") == "true":
+        # htmx swaps a 409 into its target: the card takes the target's id, so it sits where the panel was,
+        # and offers to reload the page the reviewer is on. A 503 is not swapped; app.js shows its message.
+        target = request.headers.get("HX-Target", "")
+        response = render_template("errors/_fault.html", fault=fault, error_id=error_id, request_id=request_id,
+                                   target_id=target if SAFE_ID.fullmatch(target) else "fault",
+                                   again_url=same_site_path(request.headers.get("HX-Current-URL")))
     else:
-        template = "errors/_fault.html" if request.headers.get("HX-Request") == "true" else "errors/fault.html"
-        response = render_template(template, fault=fault, error_id=error_id, request_id=request_id)
+        again = request.full_path.rstrip("?") if request.method == "GET" else same_site_path(request.referrer)
+        response = render_template("errors/fault.html", fault=fault, error_id=error_id, request_id=request_id,
+                                   target_id="fault", again_url=again)
     response = current_app.make_response((response, fault.status))
     response.headers["Retry-After"] = str(fault.retry_after)
     response.headers["Cache-Control"] = "no-store"

@@ -191,19 +191,25 @@ def test_a_restart_while_requests_run_gets_clear_503s_and_the_app_recovers(fapp,
                 answers.append((time.monotonic(), 0, repr(exc), None))
             time.sleep(0.02)
 
+    deciding = requests.Session()
+    token = CSRF_RE.search(deciding.get(server.url + "/login", timeout=10).text).group(1)
+    reviewer = make_user()
+    db.session.rollback()
+    assert deciding.post(server.url + "/login", data={"email": reviewer.email, "password": PASSWORD,
+                                                      "csrf_token": token}, allow_redirects=False).status_code == 302
+    token = CSRF_RE.search(deciding.get(server.url + "/queue", timeout=10).text).group(1)
+
     def decide():
-        with fapp.app_context():
-            for order_id in order_ids:
-                if stop.is_set():
-                    break
-                try:
-                    decisions.approve(REVIEWER, order_id, "preBria")
-                    outcomes.append("ok")
-                except sa_exc.DBAPIError as exc:
-                    assert resilience.classify(exc) is not None, exc
-                    outcomes.append("fault")
-                time.sleep(0.05)
-            discard_session()
+        for order_id in order_ids:
+            if stop.is_set():
+                break
+            try:
+                r = deciding.post(f"{server.url}/orders/{order_id}/stages/preBria/approve",
+                                  data={"csrf_token": token, "notes": "fine"}, allow_redirects=False, timeout=20)
+                outcomes.append({303: "ok", 503: "fault"}.get(r.status_code, f"unexpected {r.status_code}"))
+            except requests.RequestException as exc:  # pragma: no cover - reported by the assertion below
+                outcomes.append(f"unexpected {exc!r}")
+            time.sleep(0.05)
 
     workers = [threading.Thread(target=browse), threading.Thread(target=decide)]
     for worker in workers:
@@ -238,7 +244,8 @@ def test_a_restart_while_requests_run_gets_clear_503s_and_the_app_recovers(fapp,
     assert not unhandled, unhandled
     assert {code for _, code, _, _ in answers} <= {200, 503}, "never a 500 or a dropped connection"
     assert any(code == 200 and t > restarted for t, code, _, _ in answers), "the app recovered by itself"
-    assert "fault" in outcomes or "ok" in outcomes
+    assert not [o for o in outcomes if o.startswith("unexpected")], outcomes
+    assert "ok" in outcomes
 
     conn = superuser(private_pg)
     try:
@@ -411,3 +418,103 @@ def test_a_really_full_disk_refuses_the_change_clearly(fapp, private_pg, tiny_ta
     assert response.status_code == 503
     assert "out of disk space" in response.get_data(as_text=True)
     assert counts(conn) == saved
+
+
+# --- the same faults on a reviewer's decision -------------------------------------------------------------
+
+def stage_state(private_pg, order_id: str) -> tuple:
+    """The stage row, its approvals row and its decision audit rows, as one comparable value."""
+    conn = superuser(private_pg)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT status, reviewer_email, reviewer_notes FROM review_stages "
+                        "WHERE order_id = %s AND stage_name = 'preBria'", (order_id,))
+            stage = cur.fetchone()
+            cur.execute("SELECT status, reviewer_email FROM approvals WHERE order_id = %s AND stage = 'preBria'",
+                        (order_id,))
+            approval = cur.fetchone()
+            cur.execute("SELECT count(*) FROM audit_logs WHERE order_id = %s AND action LIKE 'stage_%%'", (order_id,))
+            audits = cur.fetchone()[0]
+        return stage, approval, audits
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def reviewer_and_order(fapp):
+    browser = signed_in_browser(fapp, make_user())
+    order = make_order_with_stages("pending", "pending")
+    order_id = order.order_id
+    db.session.rollback()
+    return browser, order_id
+
+
+@pytest.mark.parametrize("htmx", [False, True], ids=["form", "htmx"])
+def test_a_stage_locked_by_another_session_answers_409_in_bounded_time(fapp, private_pg, reviewer_and_order, htmx):
+    browser, order_id = reviewer_and_order
+    before = stage_state(private_pg, order_id)
+    holder = psycopg2.connect(private_pg.dsn())
+    try:
+        with holder.cursor() as cur:
+            cur.execute("SELECT 1 FROM review_stages WHERE order_id = %s AND stage_name = 'preBria' FOR UPDATE",
+                        (order_id,))
+        headers = {"HX-Target": "decision-panel", "HX-Current-URL": f"http://localhost/orders/{order_id}/stages/preBria"}
+        response = browser.post(f"/orders/{order_id}/stages/preBria/approve", {"notes": "fine"}, htmx=htmx,
+                                headers=headers if htmx else {})
+    finally:
+        holder.rollback()
+        holder.close()
+    html = response.get_data(as_text=True)
+    assert response.status_code == 409
+    assert "Someone else is changing this right now" in html
+    if htmx:
+        assert 'id="decision-panel"' in html and "<html" not in html
+        assert f'href="/orders/{order_id}/stages/preBria"' in html
+    assert stage_state(private_pg, order_id) == before
+    again = browser.post(f"/orders/{order_id}/stages/preBria/approve", {"notes": "fine"})
+    assert again.status_code == 303, "once the lock is gone the same decision goes through"
+    assert stage_state(private_pg, order_id)[0][0] == "approved"
+
+
+def test_a_decision_under_a_full_disk_writes_nothing_at_all(fapp, private_pg, reviewer_and_order):
+    """The stage and approvals rows are written before the audit row fails: all three roll back together."""
+    browser, order_id = reviewer_and_order
+    before = stage_state(private_pg, order_id)
+    conn = superuser(private_pg)
+    with conn.cursor() as cur:
+        cur.execute("CREATE OR REPLACE FUNCTION fill_the_disk() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                    "RAISE EXCEPTION 'could not extend file: No space left on device' USING ERRCODE = '53100'; "
+                    "END $$")
+        cur.execute("CREATE TRIGGER fill_the_disk BEFORE INSERT ON audit_logs "
+                    "FOR EACH ROW EXECUTE FUNCTION fill_the_disk()")
+    try:
+        response = browser.post(f"/orders/{order_id}/stages/preBria/approve", {"notes": "fine"})
+    finally:
+        with conn.cursor() as cur:
+            cur.execute("DROP TRIGGER IF EXISTS fill_the_disk ON audit_logs")
+        conn.close()
+    assert response.status_code == 503
+    assert "out of disk space" in response.get_data(as_text=True)
+    assert stage_state(private_pg, order_id) == before
+
+
+def test_a_decision_on_a_read_only_database_is_refused_clearly(fapp, private_pg, reviewer_and_order):
+    browser, order_id = reviewer_and_order
+    before = stage_state(private_pg, order_id)
+    admin = superuser(private_pg, "postgres")
+    with admin.cursor() as cur:
+        cur.execute(f"ALTER DATABASE {private_pg.database} SET default_transaction_read_only = on")
+    discard_session()
+    db.engine.dispose()
+    try:
+        page = browser.get(f"/orders/{order_id}/stages/preBria")
+        assert page.status_code == 200, "the stage can still be looked at"
+        response = browser.post(f"/orders/{order_id}/stages/preBria/reject", {"notes": "colours"})
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f"ALTER DATABASE {private_pg.database} RESET default_transaction_read_only")
+        admin.close()
+        db.engine.dispose()
+    assert response.status_code == 503
+    assert "accepts no changes" in response.get_data(as_text=True)
+    assert stage_state(private_pg, order_id) == before

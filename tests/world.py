@@ -67,6 +67,8 @@ class World:
             "email": users["reviewer"].email,
             "user_id": str(users["reviewer"].id),
             "error_id": error.error_id,
+            "action": "approve",
+            "delivery_id": "00000000-0000-0000-0000-000000000000",
         }
         return cls(app, make_client, values, users, make_api_token())
 
@@ -90,6 +92,8 @@ class World:
             "admin.create_user": {"email": "walk-new@example.com", "password": "a long new password",
                                   "role": "reviewer"},
             "admin.change_role": {"role": "admin"},
+            "orders.approve": {"notes": "looks right"},
+            "orders.reject": {"notes": "the colours are off"},
             "admin.reset_password": {"password": "another long password"},
         }
         return dict(forms.get(route.endpoint, {}))
