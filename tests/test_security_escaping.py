@@ -24,11 +24,17 @@ FIELDS = ["customer_name", "character_spec", "book_spec", "asset_label", "review
           "reject_reason", "error_message", "order_id_search"]
 
 # Where each field must be seen (escaped). Pages that land later add themselves here.
+ORDER = "/orders/PROBE-1"
+STAGE = "/orders/PROBE-1/stages/preBria"
 RENDERED_ON: dict[str, list[str]] = {
-    "customer_name": ["/queue"],
-    "error_message": ["/admin/errors", "/admin/errors/err-probe"],
-    "audit_notes": ["/admin/audit"],
+    "customer_name": ["/queue", ORDER, STAGE],
+    "character_spec": [ORDER, STAGE],
+    "book_spec": [ORDER],
+    "asset_label": [STAGE],
+    "reviewer_notes": [ORDER, STAGE],
+    "audit_notes": ["/admin/audit", ORDER],
     "reject_reason": ["/admin/audit"],
+    "error_message": ["/admin/errors", "/admin/errors/err-probe"],
 }
 
 READS = [r for r in ROUTES if r.method == "GET"]
@@ -38,6 +44,7 @@ READS = [r for r in ROUTES if r.method == "GET"]
 def hostile_world(app, make_client):
     world = World.build(app, make_client)
     order = make_order(
+        order_id="PROBE-1",
         customer_first_name=payload("customer_name")[:100],
         customer_last_name="<b>bold</b>",
         customer_email="probe@example.com",
