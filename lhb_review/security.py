@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 
-from flask import Flask, abort, current_app, render_template, request
+from flask import Flask, current_app, render_template, request
 from flask_limiter import RateLimitExceeded
 
 from .extensions import limiter
@@ -80,16 +80,7 @@ def too_many_requests(exc: RateLimitExceeded):
     return response
 
 
-def refuse_nul_in_address() -> None:
-    """A NUL character has no business in a URL, and PostgreSQL cannot store or compare one: refuse it once,
-    here, with a clear 400, rather than in every view that puts a path or query part into a query."""
-    if "\x00" in request.path or any("\x00" in key or any("\x00" in v for v in request.args.getlist(key))
-                                      for key in request.args):
-        abort(400, description="The address contains a NUL character, which is never valid here.")
-
-
 def init_app(app: Flask) -> None:
     limiter.init_app(app)
-    app.before_request(refuse_nul_in_address)
     app.after_request(set_security_headers)
     app.register_error_handler(RateLimitExceeded, too_many_requests)
