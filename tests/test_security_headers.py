@@ -7,6 +7,8 @@ import pytest
 from lhb_review import create_app
 from tests.conftest import Browser, test_env
 from tests.factories import make_user
+from tests.security_routes import ROUTES
+from tests.world import World
 
 
 def policy(response) -> dict[str, str]:
@@ -70,14 +72,24 @@ def test_hsts_only_when_https_is_configured(app, database_url, tmp_path):
     assert "includeSubDomains" in hsts
 
 
-def test_pages_have_no_inline_scripts_or_styles(login_as):
-    """The policy forbids them, so the markup must not rely on them."""
+HTML_PAGES = [r for r in ROUTES if r.method == "GET" and not r.rule.startswith(("/api/", "/static", "/assets"))]
+
+
+@pytest.mark.parametrize("route", HTML_PAGES, ids=lambda r: r.id)
+def test_pages_have_no_inline_scripts_or_styles_and_carry_the_headers(app, make_client, route):
+    """The policy forbids inline code, so no page may rely on it; and every page carries the headers."""
     import re
 
-    browser = login_as(make_user())
-    for path in ("/login", "/queue"):
-        html = browser.get(path).get_data(as_text=True)
-        assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html), path
-        assert "<style" not in html, path
-        assert not re.search(r"\sstyle=", html), path
-        assert not re.search(r"\son[a-z]+=", html), path
+    world = World.build(app, make_client)
+    browser = world.client("admin")
+    response = world.request(browser, route, "admin")
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+    if response.mimetype != "text/html":
+        return
+    html = response.get_data(as_text=True)
+    assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html), route.id
+    assert "<style" not in html, route.id
+    assert not re.search(r"\sstyle=", html), route.id
+    assert not re.search(r"\son[a-z]+=", html), route.id
+    assert not re.search(r"\shx-on", html), route.id
