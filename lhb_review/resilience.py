@@ -165,7 +165,22 @@ def not_a_fault(error: Exception):
     return catch_all(error)
 
 
+def end_transaction_quietly(_error: BaseException | None = None) -> None:
+    """Roll the request's session back before Flask-SQLAlchemy removes it.
+
+    When the server goes away after a request's last query but before it ends, the rollback in the
+    session's teardown raises, and a page that was rendered fine would become a 500. A failed rollback here
+    invalidates the dead connection instead (the pool replaces it), and the removal that follows is clean.
+    Teardown functions run in reverse order of registration, so this runs before Flask-SQLAlchemy's.
+    """
+    try:
+        db.session.rollback()
+    except sa_exc.DBAPIError as exc:
+        log.warning("the database went away before the request ended: %s", str(exc).splitlines()[0])
+
+
 def init_app(app: Flask) -> None:
+    app.teardown_appcontext(end_transaction_quietly)
     app.register_error_handler(sa_exc.DBAPIError, handle_database_error)
     app.register_error_handler(sa_exc.DisconnectionError, handle_database_error)
     app.register_error_handler(sa_exc.TimeoutError, handle_database_error)

@@ -254,6 +254,23 @@ def test_a_restart_while_requests_run_gets_clear_503s_and_the_app_recovers(fapp,
         conn.close()
 
 
+def test_the_database_going_away_before_a_request_ends_is_not_a_500(fapp, private_pg):
+    """Found by the restart test: a page rendered fine, then the server died before the request's teardown,
+    whose rollback raised and turned the finished page into a 500."""
+    context = fapp.app_context()  # a context of its own, as each request has, so popping it runs the teardowns
+    context.push()
+    try:
+        db.session.execute(text("SELECT 1"))  # the session now holds a transaction on a live connection
+        private_pg.stop()
+    finally:
+        try:
+            context.pop()  # runs the teardowns; must not raise
+        finally:
+            private_pg.start()
+    with fapp.app_context():
+        assert db.session.execute(text("SELECT 2")).scalar() == 2, "the pool replaced the dead connection"
+
+
 def test_json_clients_get_the_json_error_while_the_database_is_down(fapp, private_pg):
     browser = signed_in_browser(fapp, make_user())
     private_pg.stop()
