@@ -284,6 +284,26 @@ def test_json_clients_get_the_json_error_while_the_database_is_down(fapp, privat
     assert browser.get("/queue").status_code == 200
 
 
+def test_the_api_answers_its_json_error_while_the_database_is_down(fapp, private_pg):
+    from tests.world import make_api_token
+
+    token = make_api_token("fault-pipeline")
+    db.session.rollback()
+    client = fapp.test_client()
+    headers = {"Authorization": f"Bearer {token}"}
+    assert client.get("/api/v1/stages", headers=headers).status_code == 200
+    private_pg.stop()
+    try:
+        response = client.get("/api/v1/stages", headers=headers)
+    finally:
+        private_pg.start()
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "5"
+    error = response.get_json()["error"]
+    assert error["code"] == "database_unavailable" and "not reachable" in error["message"]
+    assert client.get("/api/v1/stages", headers=headers).status_code == 200
+
+
 # --- a lock held by another session ------------------------------------------------------------------------
 
 def test_a_lock_held_elsewhere_answers_in_bounded_time(fapp, private_pg):
