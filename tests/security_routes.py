@@ -2,6 +2,7 @@
 CSRF and bad-input tests. A route nobody declared fails those tests until its rule is added here."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from lhb_review import create_app
@@ -30,6 +31,17 @@ ACCESS: dict[tuple[str, str], str | dict[str, str]] = {
     ("orders.approve", "POST"): SIGNED_IN,
     ("orders.reject", "POST"): SIGNED_IN,
     ("orders.reopen", "POST"): ADMIN,
+    # review flow: claims, undo, replacement, compare, timeline, reports
+    ("flow.claim_action", "POST"): SIGNED_IN,  # claim, renew, release, takeover
+    ("flow.presence", "GET"): SIGNED_IN,
+    ("flow.panel", "GET"): SIGNED_IN,
+    ("flow.undo_decision", "POST"): SIGNED_IN,
+    ("flow.start", "GET"): SIGNED_IN,
+    ("flow.go_next", "GET"): SIGNED_IN,
+    ("flow.replace", "POST"): SIGNED_IN,
+    ("flow.pdf_page", "GET"): SIGNED_IN,
+    ("flow.order_timeline", "GET"): SIGNED_IN,
+    ("flow.reject_report", "GET"): SIGNED_IN,
     # pipeline API
     ("api.openapi", "GET"): PUBLIC,
     ("api.put_order", "PUT"): API,
@@ -120,7 +132,8 @@ def all_routes() -> tuple[list[Route], list[str]]:
             if declared is None:
                 problems.append(f"{method} {rule.rule} (endpoint {rule.endpoint}): declare its access in ACCESS")
                 continue
-            arguments = tuple(sorted(rule.arguments, key=rule.rule.index))
+            # The URL's own parameters, in order (a rule's defaults are arguments too, but not in its URL).
+            arguments = tuple(re.findall(r"<(?:[^:<>]+:)?([A-Za-z_]\w*)>", rule.rule))
             if isinstance(declared, dict):
                 for variant, level in declared.items():
                     routes.append(Route(rule.endpoint, rule.rule, method, arguments, variant, level))

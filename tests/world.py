@@ -68,6 +68,7 @@ class World:
             "user_id": str(users["reviewer"].id),
             "error_id": error.error_id,
             "action": "approve",
+            "page": "1",
             "delivery_id": "00000000-0000-0000-0000-000000000000",
         }
         return cls(app, make_client, values, users, make_api_token())
@@ -93,7 +94,7 @@ class World:
                                   "role": "reviewer"},
             "admin.change_role": {"role": "admin"},
             "orders.approve": {"notes": "looks right"},
-            "orders.reject": {"notes": "the colours are off"},
+            "orders.reject": {"notes": "the colours are off", "reasons": "print_quality"},
             "admin.reset_password": {"password": "another long password"},
         }
         return dict(forms.get(route.endpoint, {}))
