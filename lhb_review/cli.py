@@ -22,12 +22,14 @@ from .services.errors import DomainError
 
 CLI_ACTOR = Actor(email="cli@localhost", kind="system")
 users_cli = AppGroup("users", help="Manage reviewer and admin accounts.")
+claims_cli = AppGroup("claims", help="Reviewers' claims on stages.")
 
 
 def register(app: Flask) -> None:
     app.cli.add_command(seed_command)
     app.cli.add_command(users_cli)
     app.cli.add_command(health_command)
+    app.cli.add_command(claims_cli)
     ops_commands.register(app)
     pipeline.register(app)
 
@@ -166,3 +168,13 @@ def health_command() -> None:
         click.secho(f"Database check failed ({name}): {message}", fg="red", err=True)
         fail(advice, code)
     click.secho("Database connection OK.", fg="green")
+
+
+@claims_cli.command("sweep")
+@click.option("--limit", default=500, show_default=True, type=click.IntRange(1, 100000))
+def claims_sweep(limit: int) -> None:
+    """Return stages whose claim lapsed to pending (safe to run from cron; pages also sweep as they load)."""
+    from .services.claims import sweep_lapsed
+
+    swept = sweep_lapsed(limit)
+    click.echo(f"Swept {swept} lapsed claim{'s' if swept != 1 else ''}.")

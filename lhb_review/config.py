@@ -180,6 +180,43 @@ def build_config(env: dict | None = None) -> dict:
         "PG_BIN_DIR": env.get("PG_BIN_DIR") or None,
         "SQLALCHEMY_TRACK_MODIFICATIONS": False,
         **pipeline_settings(env),
+        **review_flow_settings(env),
+    }
+
+
+def review_flow_settings(env: dict) -> dict:
+    """Claims, undo, service levels, uploads and asset storage."""
+    claim_ttl = env_int(env, "CLAIM_TTL_SECONDS", 300)
+    heartbeat = env_int(env, "CLAIM_HEARTBEAT_SECONDS", max(claim_ttl // 3, 5))
+    if claim_ttl < 10 or not 1 <= heartbeat < claim_ttl:
+        raise ConfigError("CLAIM_TTL_SECONDS must be at least 10 and CLAIM_HEARTBEAT_SECONDS between 1 and it")
+    warn, breach = env_int(env, "SLA_WARN_HOURS", 12), env_int(env, "SLA_BREACH_HOURS", 24)
+    if not 0 < warn <= breach:
+        raise ConfigError(f"SLA_WARN_HOURS ({warn}) must be positive and at most SLA_BREACH_HOURS ({breach})")
+    backend = (env.get("STORAGE_BACKEND") or "local").strip().lower()
+    if backend not in ("local", "s3"):
+        raise ConfigError(f"STORAGE_BACKEND must be local or s3, not {backend!r}")
+    s3_required = ("S3_ENDPOINT_URL", "S3_BUCKET", "S3_ACCESS_KEY_ID", "S3_SECRET_ACCESS_KEY")
+    missing = [name for name in s3_required if backend == "s3" and not env.get(name)]
+    if missing:
+        raise ConfigError(f"STORAGE_BACKEND=s3 needs {', '.join(missing)}")
+    return {
+        "CLAIM_TTL_SECONDS": claim_ttl,
+        "CLAIM_HEARTBEAT_SECONDS": heartbeat,
+        "CLAIM_PRESENCE_SECONDS": env_int(env, "CLAIM_PRESENCE_SECONDS", 15),
+        "UNDO_WINDOW_SECONDS": env_int(env, "UNDO_WINDOW_SECONDS", 120),
+        "SLA_WARN_HOURS": warn,
+        "SLA_BREACH_HOURS": breach,
+        "MAX_ASSET_BYTES": env_int(env, "MAX_ASSET_BYTES", 20 * 1024 * 1024),
+        "MAX_IMAGE_PIXELS": env_int(env, "MAX_IMAGE_PIXELS", 40_000_000),
+        "STORAGE_BACKEND": backend,
+        "S3_ENDPOINT_URL": env.get("S3_ENDPOINT_URL") or None,
+        "S3_BUCKET": env.get("S3_BUCKET") or None,
+        "S3_ACCESS_KEY_ID": env.get("S3_ACCESS_KEY_ID") or None,
+        "S3_SECRET_ACCESS_KEY": env.get("S3_SECRET_ACCESS_KEY") or None,
+        "S3_REGION": env.get("S3_REGION") or "auto",
+        "S3_PREFIX": (env.get("S3_PREFIX") or "").strip("/"),
+        "S3_PUBLIC_URL": (env.get("S3_PUBLIC_URL") or "").rstrip("/") or None,
     }
 
 

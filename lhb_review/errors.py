@@ -48,6 +48,8 @@ def _error_context():
     if login_user is not None and getattr(login_user, "is_authenticated", False):
         user_id = getattr(login_user, "email", None)
     rule = request.url_rule
+    # An error on an order's page names the order, so the order's timeline can show it.
+    about = {k: str(v)[:255] for k, v in (request.view_args or {}).items() if k in ("order_id", "stage") and v}
     return ErrorContext(
         request_id=current_request_id(),
         user_id=user_id,
@@ -59,6 +61,7 @@ def _error_context():
             "route": rule.rule if rule is not None else None,
             "endpoint": request.endpoint,
             "query_keys": sorted(request.args.keys())[:50],
+            **about,
         },
     )
 

@@ -5,6 +5,7 @@ import os
 import re
 import secrets
 import tempfile
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import psycopg2
@@ -141,10 +142,11 @@ def _app_context(request):
         yield
         return
     application = request.getfixturevalue("app")
+    server = request.getfixturevalue("live_server") if "live_server" in request.fixturenames else None
     with application.app_context():
         yield
         db.session.remove()
-        with db.engine.begin() as conn:
+        with server.paused() if server is not None else nullcontext(), db.engine.begin() as conn:
             names = table_names(conn)
             if names:
                 conn.execute(text("SET LOCAL session_replication_role = replica"))
@@ -240,17 +242,52 @@ def login_as(app):
 
 
 class LiveServer:
-    """The app served over real HTTP on a free loopback port, in a thread of the test process."""
+    """The app served over real HTTP on a free loopback port, in a thread of the test process.
+
+    Pages keep talking after a test (polling, a claim given back as a page closes), so between tests the
+    server is paused: requests that arrive answer 503 without touching the database, and the tables are
+    emptied only once the requests already running have finished.
+    """
 
     def __init__(self, application):
-        from werkzeug.serving import make_server
-
-        self.server = make_server("127.0.0.1", 0, application, threaded=True)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
         import threading
 
+        from werkzeug.serving import make_server
+
+        self._cond = threading.Condition()
+        self._active = 0
+        self._paused = False
+        self.server = make_server("127.0.0.1", 0, self._gated(application), threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
+
+    def _gated(self, application):
+        def wsgi(environ, start_response):
+            with self._cond:
+                if self._paused:
+                    start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
+                    return [b"between tests"]
+                self._active += 1
+            try:
+                return list(application(environ, start_response))
+            finally:
+                with self._cond:
+                    self._active -= 1
+                    self._cond.notify_all()
+
+        return wsgi
+
+    @contextmanager
+    def paused(self, timeout: float = 15):
+        with self._cond:
+            self._paused = True
+            self._cond.wait_for(lambda: self._active == 0, timeout=timeout)
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._paused = False
 
     def stop(self):
         self.server.shutdown()

@@ -344,7 +344,7 @@ def test_submitting_the_same_assets_again_changes_nothing(api):
 def test_resubmitting_different_assets_reopens_a_rejected_stage(api):
     api.put("/orders/ORD-1", order_body())
     submit(api, "ORD-1", "preBria", asset("front"))
-    decisions.reject(REVIEWER, "ORD-1", "preBria", notes="Hair colour drifts")
+    decisions.reject(REVIEWER, "ORD-1", "preBria", notes="Hair colour drifts", reasons=["character_drift"])
     response = submit(api, "ORD-1", "preBria", asset("front", "v2"))
     assert response.json()["result"] == "resubmitted"
     row = stage_row("ORD-1", "preBria")
@@ -412,7 +412,7 @@ def test_submission_validates_each_asset(api, assets, field):
 
 def test_get_stage_answers_like_get_stage_status_plus_review_state(api):
     order = make_order_with_stages("pending")
-    decisions.reject(REVIEWER, order.order_id, "preBria", notes="Name misspelled")
+    decisions.reject(REVIEWER, order.order_id, "preBria", notes="Name misspelled", reasons=["text_error"])
     body = api.get(f"/orders/{order.order_id}/stages/preBria").json()
     assert (body["status"], body["review_status"], body["reviewer"], body["notes"]) == (
         "pending",
@@ -420,7 +420,7 @@ def test_get_stage_answers_like_get_stage_status_plus_review_state(api):
         "rev@example.com",
         "Name misspelled",
     )
-    assert body["reviewed_at"] and body["reasons"] == [] and body["assets"]
+    assert body["reviewed_at"] and body["reasons"] == ["text_error"] and body["assets"]
 
 
 def test_get_stage_reads_reasons_from_the_latest_decision(api):
@@ -487,7 +487,7 @@ def test_approve_again_by_the_same_token_is_idempotent(api):
 
 def test_approve_a_stage_decided_by_someone_else_is_409(api):
     order = make_order_with_stages("pending")
-    decisions.reject(REVIEWER, order.order_id, "preBria", notes="No")
+    decisions.reject(REVIEWER, order.order_id, "preBria", notes="No", reasons=["other"])
     error = assert_error(api.post(f"/orders/{order.order_id}/stages/preBria/approve"), 409, "already_decided")
     assert error["details"]["status"] == "rejected"
     assert stage_row(order.order_id, "preBria").status == "rejected"
@@ -594,7 +594,7 @@ def test_every_decision_writes_one_delivery_per_callback_url(app):
     admin = Actor(email="admin@example.com", is_admin=True)
     decisions.approve(REVIEWER, order.order_id, "preBria")
     decisions.reopen(admin, order.order_id, "preBria", notes="Look again")
-    decisions.reject(REVIEWER, order.order_id, "preBria", notes="Eyes drift")
+    decisions.reject(REVIEWER, order.order_id, "preBria", notes="Eyes drift", reasons=["character_drift"])
     rows = db.session.scalars(
         select(WebhookDelivery).order_by(WebhookDelivery.created_at, WebhookDelivery.url)
     ).all()

@@ -110,7 +110,7 @@ def test_real_responses_match_the_document(app, live_server, spec):
         ("PUT", "/orders/ORD-1", api.request("DELETE", "/orders/ORD-1")),
     ]
     order = make_order_with_stages("pending", "pending")
-    decisions.reject(Actor(email="rev@example.com"), order.order_id, "preBria", notes="Wrong hair")
+    decisions.reject(Actor(email="rev@example.com"), order.order_id, "preBria", notes="Wrong hair", reasons=["character_drift"])
     path = f"/orders/{order.order_id}/stages/preBria/approve"
     calls.append(("POST", path, api.post(path)))
     path = f"/orders/{order.order_id}/stages/postBria/approve"

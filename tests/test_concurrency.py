@@ -32,7 +32,7 @@ def test_racing_decisions_record_exactly_one(app, mix, htmx):
             browser.refresh_csrf("/queue")
             barrier.wait(timeout=30)
             response = browser.post(f"/orders/{order_id}/stages/preBria/{action}",
-                                    {"notes": f"{action} by {email}"}, htmx=htmx)
+                                    {"notes": f"{action} by {email}", "reasons": "other"}, htmx=htmx)
             results.append((email, action, response.status_code))
         except BaseException as exc:  # surfaced below: a thread's assertion must fail the test
             errors.append(exc)

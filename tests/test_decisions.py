@@ -46,7 +46,7 @@ def test_approve_writes_stage_approval_and_one_audit_row(app):
 
 def test_reject_keeps_the_approval_pending(app):
     order_id = make_order_with_stages("pending").order_id
-    decisions.reject(REVIEWER, order_id, "preBria", notes="Hair is the wrong colour")
+    decisions.reject(REVIEWER, order_id, "preBria", notes="Hair is the wrong colour", reasons=["character_drift"])
     assert stage_row(order_id, "preBria").status == "rejected"
     assert approval_row(order_id, "preBria").status == "pending"
     assert [a.action for a in audit_rows(order_id)] == ["stage_rejected"]
@@ -56,7 +56,7 @@ def test_reject_keeps_the_approval_pending(app):
 def test_reject_without_notes_writes_nothing(app, notes):
     order_id = make_order_with_stages("pending").order_id
     with pytest.raises(Invalid):
-        decisions.reject(REVIEWER, order_id, "preBria", notes=notes)
+        decisions.reject(REVIEWER, order_id, "preBria", notes=notes, reasons=["other"])
     assert stage_row(order_id, "preBria").status == "pending"
     assert approval_row(order_id, "preBria") is None
     assert audit_rows(order_id) == []

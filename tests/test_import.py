@@ -92,7 +92,8 @@ def test_a_second_run_changes_nothing(app, runner):
 
 def test_a_newer_decision_in_the_database_is_never_overwritten(app):
     order = make_order_with_stages("pending", order_id="LHB-4001")
-    decisions.reject(REVIEWER, order.order_id, "preBria", notes="Decided after the file was written")
+    decisions.reject(REVIEWER, order.order_id, "preBria", notes="Decided after the file was written",
+                     reasons=["other"])
     report = importer.run(SINGLE, apply_changes=True)
     assert report.counts == {"import": 0, "unchanged": 0, "newer": 1}
     db.session.expire_all()

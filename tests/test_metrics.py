@@ -64,7 +64,8 @@ def test_decisions_counted_by_stage_and_outcome(client):
     actor = Actor(email="rita@example.com")
     order = make_order_with_stages("pending", "pending")
     decisions.approve(actor=actor, order_id=order.order_id, stage="preBria")
-    decisions.reject(actor=actor, order_id=order.order_id, stage="postBria", notes="hair is the wrong colour")
+    decisions.reject(actor=actor, order_id=order.order_id, stage="postBria", notes="hair is the wrong colour",
+                     reasons=["character_drift"])
     after = scrape(client)
     for stage, outcome in (("preBria", "approved"), ("postBria", "rejected")):
         delta = value(after, "lhb_decisions_total", stage=stage, outcome=outcome) - \

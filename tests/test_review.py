@@ -87,7 +87,7 @@ def test_later_stage_page_says_which_stage_must_be_approved_first(app, reviewer)
 
 def test_stage_history_is_shown_newest_first(app, reviewer, login_as):
     order = make_order_with_stages("pending")
-    reviewer.post(url(order.order_id, action="reject"), {"notes": "first try"})
+    reviewer.post(url(order.order_id, action="reject"), {"notes": "first try", "reasons": "anatomy"})
     admin = login_as(make_user("boss@example.com", role="admin"))
     admin.post(url(order.order_id, action="reopen"), {"notes": "new assets"})
     assert state(order.order_id)[3] == ["stage_rejected", "stage_reopened"]
@@ -106,7 +106,7 @@ def test_unknown_order_or_stage_is_404(app, reviewer, path):
 
 def test_stage_page_needs_at_most_five_statements(app, reviewer):
     order = make_order_with_stages("approved", "pending")
-    reviewer.post(url(order.order_id, "postBria", "reject"), {"notes": "history row"})
+    reviewer.post(url(order.order_id, "postBria", "reject"), {"notes": "history row", "reasons": "other"})
     with count_statements() as seen:
         assert reviewer.get(url(order.order_id, "postBria")).status_code == 200
     assert len(seen) <= 5
@@ -124,7 +124,9 @@ def test_approve_with_a_plain_form_redirects_back_with_a_flash(app, reviewer):
     audit = db.session.scalar(select(AuditLog).where(AuditLog.order_id == order_id))
     assert (audit.stage, audit.reviewer_email, str(audit.ip_address)) == ("preBria", "rev@example.com", "127.0.0.1")
     assert audit.user_agent == "ReviewerBrowser/1.0"
-    assert audit.details == {"status_before": "pending", "status_after": "approved", "notes": "Looks right"}
+    assert {k: audit.details[k] for k in ("status_before", "status_after", "notes")} == \
+        {"status_before": "pending", "status_after": "approved", "notes": "Looks right"}
+    assert audit.details["decision_id"] and len(audit.details["fingerprint"]) == 64
     page = reviewer.get(response.headers["Location"]).get_data(as_text=True)
     assert "flash-success" in page and "Approved." in page
 
@@ -143,7 +145,8 @@ def test_approve_with_htmx_swaps_the_panel_and_triggers_stage_decided(app, revie
 @pytest.mark.parametrize("htmx", [False, True])
 def test_reject_with_notes_records_them_and_keeps_the_approval_pending(app, reviewer, htmx):
     order_id = make_order_with_stages("pending").order_id
-    response = reviewer.post(url(order_id, action="reject"), {"notes": "  Hair is green  "}, htmx=htmx)
+    response = reviewer.post(url(order_id, action="reject"), {"notes": "  Hair is green  ", "reasons": "character_drift"},
+                             htmx=htmx)
     assert response.status_code == (200 if htmx else 303)
     assert state(order_id) == ("rejected", "rev@example.com", "pending", ["stage_rejected"])
     audit = db.session.scalar(select(AuditLog).where(AuditLog.order_id == order_id))
@@ -173,7 +176,7 @@ def test_admin_reopens_a_decided_stage(app, admin, decided):
 @pytest.mark.parametrize("notes", ["", "   "])
 def test_reject_without_notes_is_422_with_the_form_shown_again(app, reviewer, notes):
     order_id = make_order_with_stages("pending").order_id
-    response = reviewer.post(url(order_id, action="reject"), {"notes": notes})
+    response = reviewer.post(url(order_id, action="reject"), {"notes": notes, "reasons": "other"})
     body = response.get_data(as_text=True)
     assert response.status_code == 422
     assert "<html" in body and 'id="reject-notes"' in body and 'aria-invalid="true"' in body
@@ -183,7 +186,7 @@ def test_reject_without_notes_is_422_with_the_form_shown_again(app, reviewer, no
 
 def test_reject_without_notes_over_htmx_answers_the_panel_fragment(app, reviewer):
     order_id = make_order_with_stages("pending").order_id
-    response = reviewer.post(url(order_id, action="reject"), {"notes": ""}, htmx=True)
+    response = reviewer.post(url(order_id, action="reject"), {"notes": "", "reasons": "other"}, htmx=True)
     body = response.get_data(as_text=True)
     assert response.status_code == 422
     assert is_panel_fragment(body) and 'id="reject-notes-error"' in body
@@ -193,7 +196,7 @@ def test_reject_without_notes_over_htmx_answers_the_panel_fragment(app, reviewer
 
 def test_too_long_notes_are_422_and_kept_in_the_form(app, reviewer):
     order_id = make_order_with_stages("pending").order_id
-    response = reviewer.post(url(order_id, action="reject"), {"notes": "x" * 5001}, htmx=True)
+    response = reviewer.post(url(order_id, action="reject"), {"notes": "x" * 5001, "reasons": "other"}, htmx=True)
     assert response.status_code == 422 and "x" * 5001 in response.get_data(as_text=True)
     assert state(order_id) == ("pending", None, None, [])
 
@@ -313,7 +316,7 @@ def test_forwarded_for_is_used_when_one_proxy_hop_is_trusted(app, database_url, 
 def test_notes_with_markup_are_shown_as_text(app, reviewer):
     order = make_order()
     make_stage(order, "preBria", "pending")
-    reviewer.post(url(order.order_id, action="reject"), {"notes": "<script>alert(1)</script>"})
+    reviewer.post(url(order.order_id, action="reject"), {"notes": "<script>alert(1)</script>", "reasons": "other"})
     body = reviewer.get(url(order.order_id)).get_data(as_text=True)
     assert "<script>alert(1)</script>" not in body
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in body
@@ -330,7 +333,8 @@ def test_pages_hold_under_a_strict_csp_and_show_status_by_text_and_icon(app, rev
     body = reviewer.get(path.format(o=order.order_id)).get_data(as_text=True)
     assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", body)  # every script comes from a file
     assert not re.search(r"\sstyle=", body) and "<style" not in body and "hx-on" not in body
-    assert re.findall(r'<script src="([^"]+)"', body) == ["/static/vendor/htmx-2.0.11.min.js", "/static/js/app.js"] + (
+    assert re.findall(r'<script src="([^"]+)"', body) == ["/static/vendor/htmx-2.0.11.min.js", "/static/js/app.js",
+                                                           "/static/js/keys.js"] + (
         ["/static/js/gallery.js"] if "/stages/" in path else [])
     badge = re.search(rf'<span class="badge badge-{status}[^"]*">(.*?)</span>', body, re.S).group(1)
     assert f'<use href="/static/icons.svg#{icon}">' in badge and badge.endswith(status.capitalize())

@@ -228,7 +228,7 @@ WEBHOOK_EVENT = {
     "properties": {
         "event": {
             "type": "string",
-            "enum": ["stage_approved", "stage_rejected", "stage_reopened", "approval_voided"],
+            "enum": ["stage_approved", "stage_rejected", "stage_reopened", "stage_undone", "approval_voided"],
         },
         "delivery_id": {
             "type": "string",

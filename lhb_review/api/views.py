@@ -14,6 +14,7 @@ from sqlalchemy import and_, or_, select, tuple_
 from ..extensions import db
 from ..models import Approval, AuditLog, Order, ReviewStage
 from ..services import decisions, orders, outbox, submissions
+from ..services.approvals import stage_statuses
 from ..services.errors import AlreadyDecided, Invalid, NotFound
 from ..stages import STAGE_NAMES, StageStatus, parse_stage
 from . import bp
@@ -65,14 +66,7 @@ def stage_views(
     if not pairs:
         return []
     keys = [(order_id, stage) for _, order_id, stage in pairs]
-    approvals = dict(
-        ((a.order_id, a.stage), a.status)
-        for a in db.session.execute(
-            select(Approval.order_id, Approval.stage, Approval.status).where(
-                tuple_(Approval.order_id, Approval.stage).in_(keys)
-            )
-        )
-    )
+    approvals = stage_statuses(keys)
     reasons = dict(
         ((r.order_id, r.stage), r.details)
         for r in db.session.execute(
@@ -94,7 +88,7 @@ def stage_views(
             {
                 "order_id": order_id,
                 "stage": stage,
-                "status": "approved" if approvals.get((order_id, stage)) == "approved" else "pending",
+                "status": approvals[(order_id, stage)],
                 "review_status": row.status if row else None,
                 "reviewer": row.reviewer_email if row else None,
                 "notes": row.reviewer_notes if row else None,

@@ -4,3 +4,7 @@ from .core import Approval, AuditLog, ErrorLog, Order, ReviewStage, User
 
 __all__ = ["Approval", "AuditLog", "ErrorLog", "Order", "ReviewStage", "User"]
 __all__ += ["ApiToken", "WebhookAttempt", "WebhookDelivery"]
+
+from .review import ApprovalFingerprint, StageClaim, StageDecision  # noqa: E402
+
+__all__ += ["ApprovalFingerprint", "StageClaim", "StageDecision"]

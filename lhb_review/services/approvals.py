@@ -1,18 +1,25 @@
 """The approval store of the customer's design (Step 7): approve_stage and get_stage_status."""
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 
 from ..extensions import db
-from ..models import Approval
+from ..models import Approval, ApprovalFingerprint, Order
 from ..stages import Stage, parse_stage
+from . import fingerprints
 from .actors import SYSTEM_EMAIL
 
 
 def upsert_approval(order_id: str, stage: Stage, *, status: str, reviewer: str, notes: str | None = None) -> Approval:
-    """Insert or update the (order, stage) approvals row inside the caller's transaction."""
+    """Insert or update the (order, stage) approvals row inside the caller's transaction.
+
+    An approval also records the fingerprint of the stage's assets as they are now: the approval
+    covers those assets and no others (see get_stage_status).
+    """
     approved = status == "approved"
+    if approved:
+        fingerprints.record_approval(order_id, stage)
     values = dict(
         order_id=order_id,
         stage=stage.value,
@@ -55,9 +62,37 @@ def approve_stage(order_id: str, stage: str, reviewer: str = SYSTEM_EMAIL) -> Ap
 
 
 def get_stage_status(order_id: str, stage: str) -> str:
-    """The seed's getStageStatus: "approved" or "pending" ("pending" for a pair never seen)."""
+    """The seed's getStageStatus: "approved" or "pending" ("pending" for a pair never seen).
+
+    "approved" only while the stage's assets are the ones the approval saw (see stage_statuses).
+    """
     parsed = parse_stage(stage)
-    status = db.session.scalar(
-        select(Approval.status).where(Approval.order_id == str(order_id), Approval.stage == parsed.value)
-    )
-    return "approved" if status == "approved" else "pending"
+    return stage_statuses([(str(order_id), parsed.value)])[(str(order_id), parsed.value)]
+
+
+def stage_statuses(keys: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    """getStageStatus for many (order_id, stage) pairs in one query.
+
+    When the fingerprint recorded with an approval differs from the fingerprint of the stage's assets
+    now, the answer is "pending", even before anything has voided the approval: an approval never
+    covers assets nobody approved. An approval with no recorded fingerprint (written straight into the
+    table by an older tool) is taken as it is.
+    """
+    answers = {key: "pending" for key in keys}
+    if not keys:
+        return answers
+    rows = db.session.execute(
+        select(Approval.order_id, Approval.stage, Approval.status, ApprovalFingerprint.fingerprint, Order.r2_assets)
+        .select_from(Approval)
+        .outerjoin(ApprovalFingerprint, (ApprovalFingerprint.order_id == Approval.order_id)
+                   & (ApprovalFingerprint.stage == Approval.stage))
+        .outerjoin(Order, Order.order_id == Approval.order_id)
+        .where(tuple_(Approval.order_id, Approval.stage).in_(list(answers)))
+    ).all()
+    for row in rows:
+        if row.status != "approved":
+            continue
+        assets = row.r2_assets.get(row.stage) if isinstance(row.r2_assets, dict) else None
+        if row.fingerprint is None or fingerprints.fingerprint(assets) == row.fingerprint:
+            answers[(row.order_id, row.stage)] = "approved"
+    return answers

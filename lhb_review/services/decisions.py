@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from ..extensions import db
 from ..models import ReviewStage
 from ..stages import DECIDED, Stage, StageStatus, parse_stage
-from . import audit, outbox
+from . import audit, history, outbox
 from .actors import Actor
 from .approvals import upsert_approval
 from .errors import AlreadyDecided, Conflict, Forbidden, Invalid, NotFound, StageOutOfOrder
@@ -78,10 +78,17 @@ def _audit(actor: Actor, action: str, row: ReviewStage, before: str, notes: str 
     )
 
 
-def approve(actor: Actor, order_id: str, stage: str, notes: str | None = None) -> ReviewStage:
+def approve(
+    actor: Actor, order_id: str, stage: str, notes: str | None = None, *, fingerprint: str | None = None
+) -> ReviewStage:
     """Approve a waiting stage: review_stages and approvals become approved; audited ``stage_approved``.
 
-    Raises NotFound, Invalid (notes), AlreadyDecided, StageOutOfOrder; nothing is written then.
+    The approval is bound to the stage's assets as they are now (their fingerprint is recorded); with
+    ``fingerprint`` (what the reviewer's page showed) a change in between is refused. The decision
+    goes into the history and ends the stage's claim.
+
+    Raises NotFound, Invalid (notes), AlreadyDecided, ClaimedByOther, AssetsChanged, StageOutOfOrder;
+    nothing is written then.
     """
     parsed = parse_stage(stage)
     notes = clean_notes(notes, required=False)
@@ -94,18 +101,32 @@ def approve(actor: Actor, order_id: str, stage: str, notes: str | None = None) -
                 status=before,
                 reviewer=row.reviewer_email,
             )
+        seen = history.before_decision(actor, row, expected_fingerprint=fingerprint)
         check_earlier_stages_approved(order_id, parsed)
         _set_decision(row, StageStatus.APPROVED, actor, notes)
         upsert_approval(order_id, parsed, status="approved", reviewer=actor.email, notes=notes)
-        _audit(actor, "stage_approved", row, before, notes)
+        decision = history.record_decision(actor, row, seen, notes=notes)
+        _audit(actor, "stage_approved", row, before, notes, **history.audit_details(decision))
         outbox.enqueue(row.order_id, row.stage_name, "stage_approved", {"status_before": before})
     return row
 
 
-def reject(actor: Actor, order_id: str, stage: str, notes: str | None) -> ReviewStage:
-    """Reject a waiting stage with notes: review_stages rejected, approvals pending; audited ``stage_rejected``.
+def reject(
+    actor: Actor,
+    order_id: str,
+    stage: str,
+    notes: str | None,
+    reasons: list[str] | None = None,
+    asset_keys: list[str] | None = None,
+    *,
+    fingerprint: str | None = None,
+) -> ReviewStage:
+    """Reject a waiting stage with notes and one or more reasons (codes of lhb_review.reasons), optionally
+    pointing at some of its assets: review_stages rejected, approvals pending; audited ``stage_rejected``
+    with the reasons in its details. The decision goes into the history and ends the stage's claim.
 
-    Raises NotFound, Invalid (notes missing), AlreadyDecided; nothing is written then.
+    Raises NotFound, Invalid (notes or reasons missing, unknown reason or asset), AlreadyDecided,
+    ClaimedByOther, AssetsChanged; nothing is written then.
     """
     parsed = parse_stage(stage)
     notes = clean_notes(notes, required=True)
@@ -118,10 +139,14 @@ def reject(actor: Actor, order_id: str, stage: str, notes: str | None) -> Review
                 status=before,
                 reviewer=row.reviewer_email,
             )
+        seen = history.before_decision(actor, row, expected_fingerprint=fingerprint)
+        reasons, asset_keys = history.clean_reasons(reasons, asset_keys, seen.assets)
         _set_decision(row, StageStatus.REJECTED, actor, notes)
         upsert_approval(order_id, parsed, status="pending", reviewer=actor.email, notes=notes)
-        _audit(actor, "stage_rejected", row, before, notes)
-        outbox.enqueue(row.order_id, row.stage_name, "stage_rejected", {"status_before": before})
+        decision = history.record_decision(actor, row, seen, notes=notes, reasons=reasons, reason_assets=asset_keys)
+        _audit(actor, "stage_rejected", row, before, notes, **history.audit_details(decision))
+        outbox.enqueue(row.order_id, row.stage_name, "stage_rejected",
+                       {"status_before": before, "reasons": reasons, "reason_assets": asset_keys})
     return row
 
 

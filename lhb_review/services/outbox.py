@@ -14,12 +14,13 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 
 from ..extensions import db
-from ..models import Approval, AuditLog, Order, ReviewStage, WebhookDelivery
+from ..models import AuditLog, Order, ReviewStage, WebhookDelivery
+from .approvals import stage_statuses
 
 MAX_WEBHOOKS = 10
 MAX_URL = 2000
 MIN_SECRET, MAX_SECRET = 16, 256
-EVENTS = ("stage_approved", "stage_rejected", "stage_reopened", "approval_voided")
+EVENTS = ("stage_approved", "stage_rejected", "stage_reopened", "stage_undone", "approval_voided")
 
 
 def parse_webhooks(value: Any) -> tuple[list[dict[str, str]] | None, dict[str, str]]:
@@ -106,7 +107,7 @@ def isoformat(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-DECISION_ACTIONS = ("stage_approved", "stage_rejected", "stage_reopened")
+DECISION_ACTIONS = ("stage_approved", "stage_rejected", "stage_reopened", "stage_undone")
 
 
 def decision_reasons(order_id: str, stage: str) -> list:
@@ -126,11 +127,8 @@ def stage_snapshot(order_id: str, stage: str) -> dict[str, Any]:
     row = db.session.scalar(
         select(ReviewStage).where(ReviewStage.order_id == order_id, ReviewStage.stage_name == stage)
     )
-    approval = db.session.scalar(
-        select(Approval.status).where(Approval.order_id == order_id, Approval.stage == stage)
-    )
     return {
-        "status": "approved" if approval == "approved" else "pending",
+        "status": stage_statuses([(order_id, stage)])[(order_id, stage)],
         "review_status": row.status if row else None,
         "reviewer": row.reviewer_email if row else None,
         "notes": row.reviewer_notes if row else None,

@@ -13,12 +13,13 @@ from typing import Any, Mapping
 
 from flask import current_app
 from itsdangerous import BadData, URLSafeSerializer
-from sqlalchemy import and_, func, literal, literal_column, or_, select, tuple_, union_all
+from sqlalchemy import and_, case, func, literal, literal_column, or_, select, tuple_, union_all
 from sqlalchemy.orm import joinedload
 
 from ..extensions import db
-from ..models import AuditLog, Order, ReviewStage
+from ..models import AuditLog, Order, ReviewStage, StageClaim
 from ..stages import STAGE_NAMES, STAGE_ORDER, WAITING, StageStatus
+from . import sla
 from .errors import DomainError
 
 PAGE_SIZES = (25, 50, 100)
@@ -51,6 +52,7 @@ class QueueFilter:
     q: str | None = None
     size: int = DEFAULT_PAGE_SIZE
     cursor: str | None = None
+    sort: str = sla.DEFAULT_SORT
 
     def params(self, **changes) -> dict[str, Any]:
         """The query string for this filter (defaults left out, so shared URLs stay short)."""
@@ -62,6 +64,7 @@ class QueueFilter:
             "project": values.project,
             "q": values.q,
             "size": values.size if values.size != DEFAULT_PAGE_SIZE else None,
+            "sort": values.sort if values.sort != sla.DEFAULT_SORT else None,
             "cursor": values.cursor,
         }
         return {k: v for k, v in out.items() if v not in (None, "")}
@@ -101,6 +104,9 @@ def parse_queue_filter(args: Mapping[str, str]) -> QueueFilter:
     status = _text_param(args, "status", MAX_FILTER_VALUE) or WAITING_FILTER
     if status not in STATUS_FILTERS:
         raise BadQuery(f"Unknown status {status!r}: choose one of {', '.join(STATUS_FILTERS)}.")
+    sort = _text_param(args, "sort", MAX_FILTER_VALUE) or sla.DEFAULT_SORT
+    if sort not in sla.SORTS:
+        raise BadQuery(f"Unknown sort {sort!r}: choose one of {', '.join(sla.SORTS)}.")
     cursor = _text_param(args, "cursor", 500)
     if cursor is not None:
         decode_cursor(cursor)
@@ -112,6 +118,7 @@ def parse_queue_filter(args: Mapping[str, str]) -> QueueFilter:
         q=_text_param(args, "q", MAX_SEARCH),
         size=page_size(args.get("size")),
         cursor=cursor,
+        sort=sort,
     )
 
 
@@ -164,6 +171,7 @@ class QueueRow:
     customer_last_name: str
     customer_email: str
     order_date: datetime
+    claimed_by: str | None = None  # who holds a live claim on the stage, if anyone
 
     @property
     def customer_name(self) -> str:
@@ -200,16 +208,21 @@ def search_clause(q: str):
 
 
 def queue_page(f: QueueFilter) -> QueuePage:
-    """One page of the queue in one statement: size rows after (or before) the cursor, oldest first."""
-    key = tuple_(ReviewStage.created_at, ReviewStage.id)
+    """One page of the queue in one statement: size rows after (or before) the cursor, oldest first
+    (by submission, or by order date with sort "order_date"), with who holds a live claim on each."""
+    first, second = sla.sort_columns(f.sort)
+    key = tuple_(first, second)
+    live_claim = case((StageClaim.expires_at > func.now(), StageClaim.claimed_by))
     stmt = (
         select(
             ReviewStage.id, ReviewStage.order_id, ReviewStage.stage_name, ReviewStage.status,
             ReviewStage.created_at, ReviewStage.reviewer_email, ReviewStage.reviewed_at,
             Order.platform, Order.project, Order.amazon_order_id, Order.customer_first_name,
-            Order.customer_last_name, Order.customer_email, Order.order_date,
+            Order.customer_last_name, Order.customer_email, Order.order_date, live_claim,
         )
         .join(Order, Order.order_id == ReviewStage.order_id)
+        .outerjoin(StageClaim, and_(StageClaim.order_id == ReviewStage.order_id,
+                                    StageClaim.stage == ReviewStage.stage_name))
     )
     if f.stage:
         stmt = stmt.where(ReviewStage.stage_name == f.stage)
@@ -227,13 +240,12 @@ def queue_page(f: QueueFilter) -> QueuePage:
     cursor = decode_cursor(f.cursor) if f.cursor else None
     backwards = cursor is not None and cursor.direction == "b"
     if cursor is not None:
-        bound = tuple_(literal(cursor.created_at, ReviewStage.created_at.type),
-                       literal(cursor.id, ReviewStage.id.type))
+        bound = tuple_(literal(cursor.created_at, first.type), literal(cursor.id, ReviewStage.id.type))
         stmt = stmt.where(key < bound if backwards else key > bound)
     if backwards:
-        stmt = stmt.order_by(ReviewStage.created_at.desc(), ReviewStage.id.desc())
+        stmt = stmt.order_by(first.desc(), second.desc())
     else:
-        stmt = stmt.order_by(ReviewStage.created_at, ReviewStage.id)
+        stmt = stmt.order_by(first, second)
     fetched = [QueueRow(*r) for r in db.session.execute(stmt.limit(f.size + 1)).all()]
 
     more = len(fetched) > f.size
@@ -245,9 +257,14 @@ def queue_page(f: QueueFilter) -> QueuePage:
     return QueuePage(
         rows=rows,
         filter=f,
-        next_cursor=encode_cursor("a", rows[-1].created_at, rows[-1].stage_id) if has_next and rows else None,
-        prev_cursor=encode_cursor("b", rows[0].created_at, rows[0].stage_id) if has_prev and rows else None,
+        next_cursor=encode_cursor("a", position(rows[-1], f.sort), rows[-1].stage_id) if has_next and rows else None,
+        prev_cursor=encode_cursor("b", position(rows[0], f.sort), rows[0].stage_id) if has_prev and rows else None,
     )
+
+
+def position(row: QueueRow, sort: str) -> datetime:
+    """The row's value of the sort's first key (the cursor carries it with the stage id)."""
+    return row.order_date if sort == "order_date" else row.created_at
 
 
 @dataclass(frozen=True)

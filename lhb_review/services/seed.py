@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from ..demo_assets import make_order_assets
 from ..extensions import db
-from ..models import Approval, AuditLog, Order, ReviewStage
+from ..models import Approval, ApprovalFingerprint, AuditLog, Order, ReviewStage, StageDecision
 from ..stages import STAGE_ORDER
 
 FIRST = ["Ava", "Noah", "Mia", "Liam", "Zara", "Omar", "Isla", "Mateo", "Priya", "Kenji", "Chloe", "Leo",
@@ -142,9 +142,33 @@ def _create_order(n: int, order_id: str, asset_root: Path, now: datetime) -> Non
                 approved_at=t + timedelta(minutes=35) if status == "approved" else None,
                 reviewer_email=reviewer, reviewer_notes=notes, created_at=t + timedelta(minutes=35),
             ))
+            demo_decision(order_id, stage.value, status, reviewer, notes, assets[stage.value], t + timedelta(minutes=35))
             db.session.add(AuditLog(
                 order_id=order_id, action=f"stage_{status}", stage=stage.value, reviewer_email=reviewer,
-                details={"status_before": "pending", "status_after": status, "notes": notes},
+                details={"status_before": "pending", "status_after": status, "notes": notes,
+                         **({"reasons": DEMO_REASONS[stage.value]} if status == "rejected" else {})},
                 ip_address="10.20.0.15", user_agent="Mozilla/5.0 (demo seed)", created_at=t + timedelta(minutes=35),
             ))
         t += timedelta(hours=3)
+
+
+DEMO_REASONS = {"preBria": ["character_drift"], "postBria": ["text_error"], "postPdf": ["print_quality"]}
+
+
+def demo_decision(order_id: str, stage: str, status: str, reviewer: str, notes: str | None, assets: list,
+                  at: datetime) -> None:
+    """The decision history behind a demo decision, and the fingerprint its approval covers."""
+    from . import fingerprints
+
+    value = fingerprints.fingerprint(assets)
+    db.session.add(StageDecision(
+        order_id=order_id, stage=stage, outcome=status, reviewer_email=reviewer, notes=notes,
+        reasons=DEMO_REASONS[stage] if status == "rejected" else [], reason_assets=[], fingerprint=value,
+        assets=fingerprints.asset_identity(assets),
+        previous={"stage": {"status": "pending", "reviewed_at": None, "reviewer_email": None, "reviewer_notes": None},
+                  "approval": None, "claim": None, "fingerprint": None},
+        decided_at=at,
+    ))
+    if status == "approved":
+        db.session.add(ApprovalFingerprint(order_id=order_id, stage=stage, fingerprint=value,
+                                           assets=fingerprints.asset_identity(assets), recorded_at=at))

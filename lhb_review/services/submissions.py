@@ -16,7 +16,7 @@ from sqlalchemy import select
 from ..extensions import db
 from ..models import Order, ReviewStage
 from ..stages import StageStatus, parse_stage
-from . import audit, outbox
+from . import audit, claims, fingerprints, outbox
 from .actors import Actor
 from .approvals import upsert_approval
 from .errors import Invalid, NotFound
@@ -93,8 +93,19 @@ def void_approval(actor: Actor, row: ReviewStage, *, reason: str, old_assets: li
     """Return an approved stage to pending because its assets changed; the caller holds the stage lock.
 
     Inside the caller's transaction: review_stages pending (decision fields cleared), approvals pending,
-    an ``approval_voided`` audit row saying why (with the old and new assets) and an outbox event.
+    the approval's fingerprint dropped and its decision marked voided, an ``approval_voided`` audit row
+    saying why (the old and new assets, the fingerprint the approval covered and the new one, and which
+    keys were added, removed or changed) and an outbox event.
     """
+    parsed = parse_stage(row.stage_name)
+    recorded = fingerprints.approved_fingerprint(row.order_id, parsed)
+    covered = recorded.assets if recorded is not None else fingerprints.asset_identity(old_assets)
+    change = {
+        "old_fingerprint": recorded.fingerprint if recorded is not None else fingerprints.fingerprint(old_assets),
+        "new_fingerprint": fingerprints.fingerprint(new_assets),
+        "changed": fingerprints.diff(covered, new_assets),
+    }
+    fingerprints.forget_approval(row.order_id, parsed, reason=reason)
     before = row.status
     previous = {
         "reviewer": row.reviewer_email,
@@ -124,6 +135,7 @@ def void_approval(actor: Actor, row: ReviewStage, *, reason: str, old_assets: li
             "previous_decision": previous,
             "assets_before": old_assets,
             "assets_after": new_assets,
+            **change,
         },
     )
     outbox.enqueue(
@@ -175,6 +187,7 @@ def submit(actor: Actor, order_id: str, stage: str, assets: Any) -> Submission:
             result, before = "created", None
         else:
             result, before = "resubmitted", row.status
+            claims.clear(order_id, parsed.value)  # whoever looked at the old assets no longer holds the stage
             if before == StageStatus.APPROVED:
                 void_approval(
                     actor,

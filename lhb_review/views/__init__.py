@@ -18,3 +18,7 @@ def register(app: Flask) -> None:
 
     api.init_app(app)
     app.register_blueprint(deliveries.bp)
+
+    from . import flow
+
+    app.register_blueprint(flow.bp)

@@ -1,8 +1,10 @@
 """Asset files for signed-in reviewers, served from the configured storage."""
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, send_from_directory
+from flask import Blueprint, abort, current_app, redirect, send_from_directory
 from flask_login import login_required
+
+from ..storage import InvalidKey, check_key, get_storage
 
 bp = Blueprint("assets", __name__)
 
@@ -10,6 +12,12 @@ bp = Blueprint("assets", __name__)
 @bp.get("/assets/<path:key>")
 @login_required
 def file(key: str):
-    if ".." in key.split("/") or key.startswith("/"):
+    try:
+        check_key(key)
+    except InvalidKey:
         abort(404)
+    # An object store hands the browser a short-lived URL of its own; local files are sent from here.
+    url = get_storage().url(key)
+    if url:
+        return redirect(url, 302)
     return send_from_directory(current_app.config["ASSET_DIR"], key, max_age=3600)

@@ -12,7 +12,7 @@ from ..models import Order, ReviewStage
 from ..services import decisions, queries
 from ..services.errors import DomainError, NotFound
 from ..stages import DECIDED, STAGE_NAMES, Stage, StageStatus
-from . import ui
+from . import flow, ui
 
 bp = Blueprint("orders", __name__)
 
@@ -64,11 +64,14 @@ def order(order_id: str):
 def stage(order_id: str, stage: str):
     found, row = load(order_id, stage)
     history = queries.stage_history(order_id, stage)
-    return render_template("review/stage.html", **panel_context(found, row), history=history)
+    return render_template("review/stage.html", **panel_context(found, row, auto_claim=True), history=history,
+                           recent_undo=flow.recent_undo())
 
 
-def panel_context(order: Order, row: ReviewStage, **extra) -> dict:
-    """Everything review/_decision.html needs: the stage, whether it can be decided, what blocks approval."""
+def panel_context(order: Order, row: ReviewStage, *, auto_claim: bool = False, kept: dict | None = None,
+                  **extra) -> dict:
+    """Everything review/_decision.html needs: the stage, whether it can be decided, what blocks approval,
+    and the review flow around it (claim, reasons, undo, compare; see views.flow)."""
     parsed = Stage(row.stage_name)
     statuses = {s.stage_name: s.status for s in order.stages}
     blocked_by = [s.value for s in parsed.earlier if statuses.get(s.value) != StageStatus.APPROVED]
@@ -83,14 +86,16 @@ def panel_context(order: Order, row: ReviewStage, **extra) -> dict:
         "field_errors": {},
         "notes": "",
         "failed_action": None,
+        "flow": flow.flow_context(order, row, auto_claim=auto_claim, **(kept or {})),
         **extra,
     }
 
 
-def decide(order_id: str, stage: str, action: str, service: Callable[..., ReviewStage]):
+def decide(order_id: str, stage: str, action: str, service: Callable[..., ReviewStage], kept: dict | None = None):
     """Run one decision service; answer with the panel (htmx) or a 303 back to the page (plain form).
 
     A broken rule answers with its status (409, 422, 403) and the panel or page showing why, the form kept.
+    With ``next`` in the form, a decision that succeeds goes on to the next waiting stage of the queue.
     """
     check_names(order_id, stage)
     notes = request.form.get("notes", "")
@@ -101,11 +106,17 @@ def decide(order_id: str, stage: str, action: str, service: Callable[..., Review
     except DomainError as exc:
         order, row = load(order_id, stage)
         context = panel_context(order, row, error=exc.message, field_errors=getattr(exc, "fields", {}) or {},
-                                notes=notes, failed_action=action)
+                                notes=notes, failed_action=action, kept=kept)
         if wants_fragment():
             return render_template("review/_decision.html", **context), exc.status
         return render_template("review/stage.html", **context,
                                history=queries.stage_history(order_id, stage)), exc.status
+    if request.form.get("next"):
+        flow.remember_decision(order_id, stage)
+        target = flow.next_url(order_id, stage) or url_for("flow.go_next", order_id=order_id, stage=stage)
+        if wants_fragment():
+            return "", 200, {"HX-Redirect": target}
+        return redirect(target, code=303)
     if wants_fragment():
         order, row = load(order_id, stage)
         body = render_template("review/_decision.html", **panel_context(order, row, outcome=OUTCOMES[action]))
@@ -117,13 +128,20 @@ def decide(order_id: str, stage: str, action: str, service: Callable[..., Review
 @bp.post("/orders/<order_id>/stages/<stage>/approve")
 @login_required
 def approve(order_id: str, stage: str):
-    return decide(order_id, stage, "approve", decisions.approve)
+    # The fingerprint of the assets the page showed: an approval covers those, or none.
+    seen = request.form.get("fingerprint") or None
+    return decide(order_id, stage, "approve",
+                  lambda actor, o, s, notes: decisions.approve(actor, o, s, notes, fingerprint=seen))
 
 
 @bp.post("/orders/<order_id>/stages/<stage>/reject")
 @login_required
 def reject(order_id: str, stage: str):
-    return decide(order_id, stage, "reject", decisions.reject)
+    seen = request.form.get("fingerprint") or None
+    reasons, assets = request.form.getlist("reasons"), request.form.getlist("asset_keys")
+    return decide(order_id, stage, "reject",
+                  lambda actor, o, s, notes: decisions.reject(actor, o, s, notes, reasons, assets, fingerprint=seen),
+                  kept={"chosen_reasons": reasons, "chosen_assets": assets})
 
 
 @bp.post("/orders/<order_id>/stages/<stage>/reopen")

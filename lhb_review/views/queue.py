@@ -5,8 +5,9 @@ from flask import Blueprint, render_template, request, url_for
 from flask_login import login_required
 
 from ..htmx import wants_fragment
-from ..services import queries
+from ..services import queries, sla
 from ..services.queries import BadQuery
+from . import flow
 
 bp = Blueprint("queue", __name__)
 
@@ -22,6 +23,7 @@ def index():
         return render_template(template, error=exc.message, page=None, filter=queries.QueueFilter(),
                                **_page_context(fragment=wants_fragment())), exc.status
     page = queries.queue_page(queue_filter)
+    flow.remember_queue_filter(queue_filter.params(cursor=None, size=queries.DEFAULT_PAGE_SIZE))
     body = render_template(template, page=page, filter=queue_filter, error=None,
                            **_page_context(fragment=wants_fragment()))
     # The address bar gets the short form of the filter (no empty fields, no defaults), so it is worth sharing.
@@ -38,4 +40,5 @@ def _page_context(*, fragment: bool) -> dict:
         "choices": queries.filter_choices(),
         "page_sizes": queries.PAGE_SIZES,
         "status_filters": queries.STATUS_FILTERS,
+        "sorts": sla.SORTS,
     }

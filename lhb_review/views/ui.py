@@ -6,6 +6,8 @@ from typing import Any
 
 from flask import Flask
 
+from .. import reasons
+from ..services import sla
 from ..stages import STAGE_LABELS, Stage
 
 STATUS_LABELS = {
@@ -30,6 +32,13 @@ ACTION_LABELS = {
     "stage_approved": "Approved",
     "stage_rejected": "Rejected",
     "stage_reopened": "Reopened",
+    "stage_undone": "Decision undone",
+    "stage_claimed": "Claimed",
+    "stage_released": "Released",
+    "stage_claim_taken_over": "Claim taken over",
+    "claim_lapsed": "Claim lapsed",
+    "approval_voided": "Approval voided",
+    "asset_replaced": "Asset replaced",
     "login": "Signed in",
     "login_failed": "Sign-in failed",
     "logout": "Signed out",
@@ -115,11 +124,23 @@ def age(value: datetime | None, now: datetime | None = None) -> str:
 
 
 def age_class(value: datetime | None, now: datetime | None = None) -> str:
-    """A quiet hint for stages that have waited long: over a day, over three days."""
+    """A mark for stages that have waited long, against the service levels (SLA_WARN_HOURS, SLA_BREACH_HOURS)."""
     if value is None:
         return ""
-    hours = ((now or datetime.now(timezone.utc)) - value).total_seconds() / 3600
-    return "age-old" if hours >= 72 else "age-day" if hours >= 24 else ""
+    level = sla.age(value, now or datetime.now(timezone.utc)).level
+    return {"warn": "age-day age-warn", "breach": "age-old age-breach"}.get(level, "")
+
+
+def age_level(value: datetime | None, now: datetime | None = None) -> str:
+    """The service level in words, so the mark never speaks by colour alone ("" within it)."""
+    if value is None:
+        return ""
+    level = sla.age(value, now or datetime.now(timezone.utc)).level
+    return "" if level == "ok" else sla.Age(sla.thresholds()[0], level).label
+
+
+def reason_label(code: str) -> str:
+    return reasons.label(code)
 
 
 def stage_assets(r2_assets: Any, stage: str) -> list[dict]:
@@ -142,6 +163,8 @@ def register(app: Flask) -> None:
     app.add_template_filter(when)
     app.add_template_filter(age)
     app.add_template_filter(age_class)
+    app.add_template_filter(age_level)
+    app.add_template_filter(reason_label)
     app.add_template_filter(stage_label)
     app.add_template_filter(status_label)
     app.add_template_filter(status_icon)

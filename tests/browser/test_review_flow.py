@@ -93,38 +93,44 @@ def test_approve_then_reject_in_place(app, page, browser_login, screenshot, revi
 
     page.goto(f"/orders/{order.order_id}/stages/postBria")
     page.evaluate("window.__samePage = 'yes'")
+    page.wait_for_selector("#claim-bar[data-claim-state=mine]")  # opening a waiting stage claims it
     page.click("#decision-panel button[data-action=reject]")
     page.wait_for_selector("#reject-notes[aria-invalid=true]")
     assert "required" in page.locator("#reject-notes-error").inner_text()
     screenshot(page, "review-page-reject-needs-notes")
-    assert stage_status(order.order_id, "postBria") == "pending"
+    assert stage_status(order.order_id, "postBria") == "in_review"
     page.fill("#reject-notes", "The name is misspelled on page 2.")
+    page.check("#decision-panel input[name=reasons][value=text_error]")
     page.click("#decision-panel button[data-action=reject]")
     page.wait_for_selector("#decision-panel[data-status=rejected]")
     assert "misspelled" in page.locator("#decision-panel").inner_text()
     assert page.evaluate("window.__samePage") == "yes"
     assert stage_status(order.order_id, "postBria") == "rejected"
-    assert sorted(audit_actions(order.order_id)) == ["stage_approved", "stage_rejected"]
+    decisions = [a for a in audit_actions(order.order_id) if a != "stage_claimed"]  # opening a stage claims it
+    assert sorted(decisions) == ["stage_approved", "stage_rejected"]
     approval = db.session.scalar(select(Approval).where(Approval.order_id == order.order_id, Approval.stage == "postBria"))
     assert approval.status == "pending"
 
 
-def test_second_reviewer_sees_the_first_decision_instead_of_overwriting_it(app, new_page, browser_login, reviewer):
+def test_second_reviewer_sees_the_first_decision_instead_of_overwriting_it(app, new_page, browser_login, reviewer,
+                                                                          monkeypatch):
+    monkeypatch.setitem(app.config, "CLAIM_PRESENCE_SECONDS", 1)
     order = order_with_assets(app, 10, "pending")
     first, second = new_page(), new_page()
     browser_login(first, reviewer)
     browser_login(second, make_user("second@example.com"))
-    for page in (first, second):
-        page.goto(f"/orders/{order.order_id}/stages/preBria")
+    first.goto(f"/orders/{order.order_id}/stages/preBria")
+    first.wait_for_selector("#claim-bar[data-claim-state=mine]")
+    second.goto(f"/orders/{order.order_id}/stages/preBria")
+    second.wait_for_selector("#claim-bar[data-claim-state=other]")
+    assert second.locator("#decision-panel button[data-action=reject]").is_disabled()
     first.click("#decision-panel button[data-action=approve]")
     first.wait_for_selector("#decision-panel[data-status=approved]")
 
-    second.fill("#reject-notes", "Too late, but I disagree.")
-    second.click("#decision-panel button[data-action=reject]")
-    second.wait_for_selector("#decision-panel[data-status=approved]")
-    assert "already approved by reviewer@example.com" in second.locator("#decision-panel .notice-error").inner_text()
+    second.wait_for_selector("#decision-panel[data-status=approved]")  # its page follows without a reload
+    assert "reviewer@example.com" in second.locator("#decision-panel").inner_text()
     assert stage_status(order.order_id, "preBria") == "approved"
-    assert audit_actions(order.order_id) == ["stage_approved"]
+    assert sorted(audit_actions(order.order_id)) == ["stage_approved", "stage_claimed"]
 
 
 def test_gallery_opens_an_image_full_size(app, page, browser_login, reviewer):
@@ -169,6 +175,7 @@ def test_forms_work_without_javascript(app, chromium, live_server, browser_login
         browser_login(page, reviewer)
         page.goto(f"/orders/{order.order_id}/stages/preBria")
         page.fill("#reject-notes", "Hair colour drifts between the two views.")
+        page.check("#decision-panel input[name=reasons][value=character_drift]")
         page.click("#decision-panel button[data-action=reject]")
         page.wait_for_url(f"**/orders/{order.order_id}/stages/preBria")
         assert "Rejected" in page.locator(".flash-success").inner_text()
@@ -228,11 +235,12 @@ def test_signed_out_reviewer_is_taken_to_sign_in_not_shown_it_inside_the_panel(a
     order = order_with_assets(app, 12, "pending")
     browser_login(page, reviewer)
     page.goto(f"/orders/{order.order_id}/stages/preBria")
+    page.wait_for_selector("#claim-bar[data-claim-state=mine]")
     db.session.get(User, reviewer.id).active = False
     db.session.commit()
     page.click("#decision-panel button[data-action=approve]")
     page.wait_for_url("**/login?next=**")
     assert "preBria" in page.url
     assert page.locator("#decision-panel").count() == 0
-    assert stage_status(order.order_id, "preBria") == "pending"
-    assert audit_actions(order.order_id) == []
+    assert stage_status(order.order_id, "preBria") == "in_review"  # claimed when opened, never decided
+    assert audit_actions(order.order_id) == ["stage_claimed"]

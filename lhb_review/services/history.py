@@ -1,0 +1,197 @@
+"""The decision history of a stage: what each approve or reject saw, why, and what it replaced.
+
+Decision functions call ``before_decision`` once the stage row is locked (it checks the claim and the
+assets the reviewer saw, and snapshots the state an undo returns to) and ``record_decision`` after.
+"""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, text
+
+from ..extensions import db
+from ..models import Approval, ReviewStage, StageClaim, StageDecision
+from ..reasons import UnknownReason, parse_reasons
+from ..stages import Stage, parse_stage
+from . import claims, fingerprints
+from .actors import Actor
+from .clock import db_now
+from .errors import Conflict, Invalid
+
+
+class AssetsChanged(Conflict):
+    """The assets changed between the reviewer's look and their decision."""
+
+    code = "assets_changed"
+
+
+@dataclass
+class Seen:
+    """What a decision is about to replace and the assets it is made on."""
+
+    now: datetime
+    assets: list[dict[str, Any]]
+    fingerprint: str
+    previous: dict[str, Any]
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def snapshot(row: ReviewStage) -> dict[str, Any]:
+    """The stage, its approvals row, claim and approval fingerprint as they are, in JSON."""
+    approval = db.session.scalar(
+        select(Approval).where(Approval.order_id == row.order_id, Approval.stage == row.stage_name)
+        .execution_options(populate_existing=True)
+    )
+    claim = db.session.get(StageClaim, (row.order_id, row.stage_name), populate_existing=True)
+    approved = fingerprints.approved_fingerprint(row.order_id, _stage(row))
+    return {
+        "stage": {"status": row.status, "reviewed_at": _iso(row.reviewed_at), "reviewer_email": row.reviewer_email,
+                  "reviewer_notes": row.reviewer_notes},
+        "approval": None if approval is None else {
+            "status": approval.status, "approved_at": _iso(approval.approved_at),
+            "reviewer_email": approval.reviewer_email, "reviewer_notes": approval.reviewer_notes},
+        "claim": None if claim is None else {
+            "claimed_by": claim.claimed_by, "claimed_at": _iso(claim.claimed_at),
+            "renewed_at": _iso(claim.renewed_at), "expires_at": _iso(claim.expires_at)},
+        "fingerprint": None if approved is None else {
+            "fingerprint": approved.fingerprint, "assets": approved.assets, "recorded_at": _iso(approved.recorded_at)},
+    }
+
+
+def _stage(row: ReviewStage) -> Stage:
+    return parse_stage(row.stage_name)
+
+
+def before_decision(actor: Actor, row: ReviewStage, *, expected_fingerprint: str | None = None) -> Seen:
+    """Checks shared by approve and reject, on the locked stage row; raises before anything is written.
+
+    ClaimedByOther when someone else holds a live claim; AssetsChanged when the reviewer's page showed
+    other assets (``expected_fingerprint``) than the stage has now.
+    """
+    now = db_now()
+    claims.refuse_if_claimed_by_other(actor, row.order_id, row.stage_name, now)
+    assets = fingerprints.current_assets(row.order_id, _stage(row))
+    current = fingerprints.fingerprint(assets)
+    if expected_fingerprint and expected_fingerprint != current:
+        raise AssetsChanged(
+            "The assets of this stage changed while you were looking at them. Look at the new ones, then decide.",
+            expected=expected_fingerprint,
+            current=current,
+        )
+    return Seen(now=now, assets=assets, fingerprint=current, previous=snapshot(row))
+
+
+def clean_reasons(values, asset_keys, assets: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
+    """Reject reasons (one or more known codes) and the asset keys they point at (keys of this stage)."""
+    try:
+        reasons = parse_reasons(values)
+    except UnknownReason as exc:
+        raise Invalid(str(exc), {"reasons": "Pick reasons from the list."}) from None
+    if not reasons:
+        raise Invalid("Say why: pick at least one reason to reject.", {"reasons": "Pick at least one reason."})
+    known = [a["key"] for a in assets]
+    given = [str(k) for k in (asset_keys or []) if str(k).strip()]
+    unknown = [k for k in given if k not in known]
+    if unknown:
+        raise Invalid(f"These assets are not part of this stage: {', '.join(unknown)}.",
+                      {"asset_keys": "Point only at assets of this stage."})
+    return reasons, [k for k in known if k in given]
+
+
+def record_decision(
+    actor: Actor,
+    row: ReviewStage,
+    seen: Seen,
+    *,
+    notes: str | None,
+    reasons: list[str] | None = None,
+    reason_assets: list[str] | None = None,
+) -> StageDecision:
+    """Add the decision to the history and end the stage's claim, in the caller's transaction."""
+    decision = StageDecision(
+        id=uuid.uuid4(),
+        order_id=row.order_id,
+        stage=row.stage_name,
+        outcome=row.status,
+        reviewer_email=actor.email,
+        notes=notes,
+        reasons=reasons or [],
+        reason_assets=reason_assets or [],
+        fingerprint=seen.fingerprint,
+        assets=fingerprints.asset_identity(seen.assets),
+        previous=seen.previous,
+        decided_at=seen.now,
+    )
+    db.session.add(decision)
+    claims.clear(row.order_id, row.stage_name)
+    return decision
+
+
+def audit_details(decision: StageDecision) -> dict[str, Any]:
+    details: dict[str, Any] = {"decision_id": str(decision.id), "fingerprint": decision.fingerprint}
+    if decision.outcome == "rejected":
+        details["reasons"] = list(decision.reasons)
+        details["reason_assets"] = list(decision.reason_assets)
+    return details
+
+
+def decisions_for(order_id: str, stage: str | None = None, limit: int = 50) -> list[StageDecision]:
+    """The stage's (or order's) decisions, newest first, for history panels."""
+    query = select(StageDecision).where(StageDecision.order_id == order_id)
+    if stage is not None:
+        query = query.where(StageDecision.stage == stage)
+    return list(db.session.scalars(query.order_by(StageDecision.decided_at.desc()).limit(limit)))
+
+
+def latest_decision(order_id: str, stage: str) -> StageDecision | None:
+    return db.session.scalar(
+        select(StageDecision)
+        .where(StageDecision.order_id == order_id, StageDecision.stage == stage, StageDecision.undone_at.is_(None))
+        .order_by(StageDecision.decided_at.desc())
+        .limit(1)
+    )
+
+
+@dataclass(frozen=True)
+class StageFacts:
+    """What the review page shows about a stage beyond its row, read in one statement."""
+
+    now: datetime
+    claim: claims.ClaimView | None  # live claims only
+    decision: dict[str, Any] | None  # the latest decision not undone, as JSON
+    last_event: dict[str, Any] | None  # the latest approve, reject or void audit row, as JSON
+
+
+FACTS_SQL = text("""
+    SELECT now() AS now,
+      (SELECT to_jsonb(c) FROM stage_claims c
+        WHERE c.order_id = :order_id AND c.stage = :stage AND c.expires_at > now()) AS claim,
+      (SELECT to_jsonb(d) - 'previous' FROM stage_decisions d
+        WHERE d.order_id = :order_id AND d.stage = :stage AND d.undone_at IS NULL
+        ORDER BY d.decided_at DESC LIMIT 1) AS decision,
+      (SELECT jsonb_build_object('action', a.action, 'reviewer_email', a.reviewer_email,
+                                 'created_at', a.created_at, 'details', a.details)
+         FROM audit_logs a
+        WHERE a.order_id = :order_id AND a.stage = :stage
+          AND a.action IN ('stage_approved', 'stage_rejected', 'stage_undone', 'approval_voided', 'stage_reopened')
+        ORDER BY a.created_at DESC LIMIT 1) AS last_event
+""")
+
+
+def stage_facts(order_id: str, stage: str) -> StageFacts:
+    row = db.session.execute(FACTS_SQL, {"order_id": order_id, "stage": stage}).one()
+    claim = None
+    if row.claim:
+        claim = claims.ClaimView(order_id, stage, row.claim["claimed_by"],
+                                 datetime.fromisoformat(row.claim["claimed_at"]),
+                                 datetime.fromisoformat(row.claim["expires_at"]))
+    event = dict(row.last_event) if row.last_event else None
+    if event:
+        event["created_at"] = datetime.fromisoformat(event["created_at"])
+    return StageFacts(row.now, claim, row.decision, event)
