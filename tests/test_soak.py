@@ -43,7 +43,7 @@ def test_the_checks_accept_consistent_decisions(app, database_url):
     for _ in range(3):
         order = make_order_with_stages("pending", "pending")
         decisions.approve(REVIEWER, order.order_id, "preBria")
-        decisions.reject(REVIEWER, order.order_id, "postBria", "colours")
+        decisions.reject(REVIEWER, order.order_id, "postBria", "colours", ["print_quality"])
     client_view = [(o, s, "x") for o, s in _decided(database_url)]
     assert soak.check_database(database_url, client_view) == []
 
