@@ -48,7 +48,7 @@ def create_app(config: dict | None = None, env: dict | None = None) -> Flask:
     csrf.init_app(app)
     login_manager.init_app(app)
 
-    from . import auth, cli, errors, htmx, metrics, observability, resilience, security, views
+    from . import auth, benchmark, cli, errors, htmx, metrics, observability, resilience, security, views
 
     observability.init_app(app)
     metrics.init_app(app)
@@ -59,6 +59,7 @@ def create_app(config: dict | None = None, env: dict | None = None) -> Flask:
     views.register(app)
     errors.register(app)
     cli.register(app)
+    benchmark.init_app(app)
     return app
 
 

@@ -42,13 +42,33 @@ def fail(message: str, code: int = 1):
 @click.command("seed")
 @click.option("--orders", "count", default=36, show_default=True, type=click.IntRange(1, 100000),
               help="How many demo orders to have.")
+@click.option("--bulk", "bulk", type=click.IntRange(1, 50_000_000), default=None,
+              help="Instead: make sure N bulk orders (LHB-B-0000001...) exist, loaded through COPY, "
+                   "for benchmarks. Locks the tables while it runs.")
 @with_appcontext
-def seed_command(count: int) -> None:
+def seed_command(count: int, bulk: int | None) -> None:
     """Load demo orders with assets, stages in every status, approvals and audit history (idempotent)."""
+    if bulk is not None:
+        bulk_seed(bulk)
+        return
     from .services.seed import seed_demo
 
     created, skipped = seed_demo(count, current_app.config["ASSET_DIR"])
     click.echo(f"Demo data: {created} orders created, {skipped} already there.")
+
+
+def bulk_seed(count: int) -> None:
+    from .services.bulk import load_bulk
+
+    click.echo(f"Bulk data: making sure {count:,} bulk orders exist...")
+    result = load_bulk(count, current_app.config["ASSET_DIR"], progress=click.echo)
+    if not result.created:
+        click.echo(f"Bulk data: all {count:,} bulk orders already there ({result.existing:,} present); nothing to do.")
+        return
+    rows = ", ".join(f"{n:,} {table}" for table, n in result.rows.items())
+    phases = ", ".join(f"{name} {seconds:.1f}s" for name, seconds in result.seconds.items())
+    click.echo(f"Bulk data: {result.created:,} orders created after the {result.existing:,} already there: {rows}.")
+    click.secho(f"Loaded in {result.total_seconds:.1f}s ({phases}).", fg="green")
 
 
 @users_cli.command("create")

@@ -9,12 +9,13 @@ import uuid
 from datetime import datetime
 
 from flask import jsonify, request, url_for
-from sqlalchemy import and_, or_, select, tuple_
+from sqlalchemy import String, and_, bindparam, or_, select, tuple_
 
 from ..extensions import db
-from ..models import Approval, AuditLog, Order, ReviewStage
+from ..models import Approval, ApprovalFingerprint, AuditLog, Order, ReviewStage
+from ..models.core import stage_assets
 from ..services import decisions, orders, outbox, submissions
-from ..services.approvals import stage_statuses
+from ..services.approvals import stage_statuses, status_answer
 from ..services.errors import AlreadyDecided, Invalid, NotFound
 from ..stages import STAGE_NAMES, StageStatus, parse_stage
 from . import bp
@@ -79,27 +80,45 @@ def stage_views(
             .distinct(AuditLog.order_id, AuditLog.stage)
         )
     )
-    result = []
-    for row, order_id, stage in pairs:
-        details = reasons.get((order_id, stage))
-        stage_reasons = details.get("reasons") if isinstance(details, dict) else None
-        order = orders_by_id.get(order_id)
-        result.append(
-            {
-                "order_id": order_id,
-                "stage": stage,
-                "status": approvals[(order_id, stage)],
-                "review_status": row.status if row else None,
-                "reviewer": row.reviewer_email if row else None,
-                "notes": row.reviewer_notes if row else None,
-                "reasons": stage_reasons if isinstance(stage_reasons, list) else [],
-                "reviewed_at": iso(row.reviewed_at) if row else None,
-                "submitted_at": iso(row.created_at) if row else None,
-                "updated_at": iso(row.updated_at) if row else None,
-                "assets": order.assets_for(stage) if order else [],
-            }
+    return [
+        stage_view(
+            row,
+            order_id,
+            stage,
+            orders_by_id[order_id].assets_for(stage) if order_id in orders_by_id else [],
+            approvals.get((order_id, stage)),
+            reasons.get((order_id, stage)),
         )
-    return result
+        for row, order_id, stage in pairs
+    ]
+
+
+def stage_view(
+    row: ReviewStage | None,
+    order_id: str,
+    stage: str,
+    assets: list[dict],
+    approval_status: str | None,
+    last_decision: dict | None,
+) -> dict:
+    """The answer for one stage: the seed's approved/pending, the review state and the assets.
+
+    ``row`` is the stage's review_stages row (or any row with its columns), None when not submitted.
+    """
+    stage_reasons = last_decision.get("reasons") if isinstance(last_decision, dict) else None
+    return {
+        "order_id": order_id,
+        "stage": stage,
+        "status": "approved" if approval_status == "approved" else "pending",
+        "review_status": row.status if row else None,
+        "reviewer": row.reviewer_email if row else None,
+        "notes": row.reviewer_notes if row else None,
+        "reasons": stage_reasons if isinstance(stage_reasons, list) else [],
+        "reviewed_at": iso(row.reviewed_at) if row else None,
+        "submitted_at": iso(row.created_at) if row else None,
+        "updated_at": iso(row.updated_at) if row else None,
+        "assets": assets,
+    }
 
 
 def load_order(order_id: str) -> Order:
@@ -116,18 +135,69 @@ def full_order_json(order: Order) -> dict:
     return order_json(order, stage_views(pairs, {order.order_id: order}))
 
 
-def stage_json(order_id: str, stage: str) -> dict:
-    order = db.session.scalar(select(Order).where(Order.order_id == order_id))
-    row = db.session.scalar(
-        select(ReviewStage).where(ReviewStage.order_id == order_id, ReviewStage.stage_name == stage)
-    )
-    if order is None and row is None:
-        imported = db.session.scalar(
-            select(Approval.id).where(Approval.order_id == order_id, Approval.stage == stage)
+def _stage_status_statement():
+    """The polled stage answer as one statement, built once: the stage row, its assets, its approvals row with
+    the fingerprint its approval recorded, and its last decision, each outer-joined to the asked-for
+    (order_id, stage) pair, so any may be missing."""
+    pair = select(
+        bindparam("order_id", type_=String).label("order_id"), bindparam("stage", type_=String).label("stage")
+    ).subquery("pair")
+    last_decision = (
+        select(AuditLog.details)
+        .where(
+            AuditLog.order_id == pair.c.order_id,
+            AuditLog.stage == pair.c.stage,
+            AuditLog.action.in_(outbox.DECISION_ACTIONS),
         )
-        if imported is None:
-            raise NotFound(f"There is no order {order_id}.", order_id=order_id)
-    return stage_views([(row, order_id, stage)], {order_id: order} if order else {})[0]
+        .order_by(AuditLog.created_at.desc(), AuditLog.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    return (
+        select(
+            ReviewStage.id,
+            ReviewStage.status,
+            ReviewStage.reviewer_email,
+            ReviewStage.reviewer_notes,
+            ReviewStage.reviewed_at,
+            ReviewStage.created_at,
+            ReviewStage.updated_at,
+            Order.id.label("order_key"),
+            Order.r2_assets[pair.c.stage].label("assets"),
+            Approval.status.label("approval_status"),
+            ApprovalFingerprint.fingerprint.label("approved_fingerprint"),
+            last_decision.label("last_decision"),
+        )
+        .select_from(pair)
+        .outerjoin(Order, Order.order_id == pair.c.order_id)
+        .outerjoin(
+            ReviewStage, and_(ReviewStage.order_id == pair.c.order_id, ReviewStage.stage_name == pair.c.stage)
+        )
+        .outerjoin(Approval, and_(Approval.order_id == pair.c.order_id, Approval.stage == pair.c.stage))
+        .outerjoin(
+            ApprovalFingerprint,
+            and_(ApprovalFingerprint.order_id == pair.c.order_id, ApprovalFingerprint.stage == pair.c.stage),
+        )
+    )
+
+
+STAGE_STATUS = _stage_status_statement()
+
+
+def stage_json(order_id: str, stage: str) -> dict:
+    """One stage's answer in one statement of plain columns (no ORM objects): the pipeline polls this.
+    An approval imported before its order arrived still answers."""
+    found = db.session.execute(STAGE_STATUS, {"order_id": order_id, "stage": stage}).one()
+    if found.order_key is None and found.id is None and found.approval_status is None:
+        raise NotFound(f"There is no order {order_id}.", order_id=order_id)
+    return stage_view(
+        found if found.id is not None else None,
+        order_id,
+        stage,
+        stage_assets(found.assets),
+        status_answer(found.approval_status, found.approved_fingerprint, found.assets),
+        found.last_decision,
+    )
 
 
 @bp.put("/orders/<order_id>")

@@ -8,3 +8,4 @@ __all__ += ["ApiToken", "WebhookAttempt", "WebhookDelivery"]
 from .review import ApprovalFingerprint, StageClaim, StageDecision  # noqa: E402
 
 __all__ += ["ApprovalFingerprint", "StageClaim", "StageDecision"]
+from . import performance  # noqa: E402,F401  (indexes on the customer's tables for the queue, search, audit)

@@ -18,6 +18,11 @@ NOW = text("now()")
 SESSION_TOKEN_DEFAULT = text("replace((gen_random_uuid())::text, '-'::text, ''::text)")
 
 
+def stage_assets(entries: Any) -> list[dict[str, Any]]:
+    """One stage's r2_assets value as a list of assets: only entries that are objects with a key."""
+    return [a for a in entries or [] if isinstance(a, dict) and a.get("key")]
+
+
 class Order(db.Model):
     __tablename__ = "orders"
 
@@ -62,8 +67,7 @@ class Order(db.Model):
 
     def assets_for(self, stage: str) -> list[dict[str, Any]]:
         """The stage's entries of r2_assets (a list of {key, label, content_type, sha256})."""
-        assets = (self.r2_assets or {}).get(stage) or []
-        return [a for a in assets if isinstance(a, dict) and a.get("key")]
+        return stage_assets((self.r2_assets or {}).get(stage))
 
 
 class ReviewStage(db.Model):

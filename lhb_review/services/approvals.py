@@ -90,9 +90,16 @@ def stage_statuses(keys: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
         .where(tuple_(Approval.order_id, Approval.stage).in_(list(answers)))
     ).all()
     for row in rows:
-        if row.status != "approved":
-            continue
         assets = row.r2_assets.get(row.stage) if isinstance(row.r2_assets, dict) else None
-        if row.fingerprint is None or fingerprints.fingerprint(assets) == row.fingerprint:
-            answers[(row.order_id, row.stage)] = "approved"
+        answers[(row.order_id, row.stage)] = status_answer(row.status, row.fingerprint, assets)
     return answers
+
+
+def status_answer(approval_status: str | None, approved_fingerprint: str | None, assets) -> str:
+    """getStageStatus from an approvals row's status, the fingerprint its approval recorded and the stage's
+    assets now: "approved" only while they are the assets that were approved."""
+    if approval_status != "approved":
+        return "pending"
+    if approved_fingerprint is None or fingerprints.fingerprint(assets) == approved_fingerprint:
+        return "approved"
+    return "pending"

@@ -78,22 +78,30 @@ def identity(assets):
     return sorted(({"key": str(a["key"]), "sha256": a.get("sha256")} for a in entries), key=lambda a: a["key"])
 
 
+BACKFILL_BATCH = 5000
+
+
 def backfill_fingerprints():
-    """Approvals made before fingerprints existed cover the assets the stage has at this upgrade."""
+    """Approvals made before fingerprints existed cover the assets the stage has at this upgrade.
+
+    Read through a server-side cursor and written batch by batch, without the statement timeout: a
+    database with millions of approvals neither fills the migrating process's memory nor times out.
+    """
     conn = op.get_bind()
-    rows = conn.execute(sa.text(
-        "SELECT a.order_id, a.stage, o.r2_assets FROM approvals a "
+    conn.execute(sa.text("SET LOCAL statement_timeout = 0"))
+    result = conn.execute(sa.text(
+        "SELECT a.order_id, a.stage, o.r2_assets -> a.stage FROM approvals a "
         "LEFT JOIN orders o ON o.order_id = a.order_id WHERE a.status = 'approved'"
-    )).all()
+    ).execution_options(stream_results=True, yield_per=BACKFILL_BATCH))
     table = sa.table("approval_fingerprints", sa.column("order_id"), sa.column("stage"),
                      sa.column("fingerprint"), sa.column("assets", pg.JSONB()))
-    values = []
-    for order_id, stage, r2_assets in rows:
-        assets = identity(r2_assets.get(stage) if isinstance(r2_assets, dict) else None)
-        canonical = json.dumps(assets, sort_keys=True, separators=(",", ":"))
-        values.append({"order_id": order_id, "stage": stage, "assets": assets,
-                       "fingerprint": hashlib.sha256(canonical.encode()).hexdigest()})
-    if values:
+    for rows in result.partitions():
+        values = []
+        for order_id, stage, stage_assets in rows:
+            assets = identity(stage_assets)
+            canonical = json.dumps(assets, sort_keys=True, separators=(",", ":"))
+            values.append({"order_id": order_id, "stage": stage, "assets": assets,
+                           "fingerprint": hashlib.sha256(canonical.encode()).hexdigest()})
         op.bulk_insert(table, values)
 
 

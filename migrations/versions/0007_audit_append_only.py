@@ -6,13 +6,13 @@ maintaining the database deliberately (and the test suite's cleanup) can, under
 ``SET session_replication_role = replica``.
 
 Revision ID: 0007_audit_append_only
-Revises: 0006_review_flow
+Revises: 0008_performance_indexes
 Create Date: 2026-11-25
 """
 from alembic import op
 
 revision = "0007_audit_append_only"
-down_revision = "0006_review_flow"
+down_revision = "0008_performance_indexes"
 branch_labels = None
 depends_on = None
 

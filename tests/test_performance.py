@@ -1,0 +1,257 @@
+"""Speed that can be checked without a stopwatch: statements per page do not grow with the data, and the
+queue and search queries are answered from indexes.
+
+Timings live in bench/run.py; nothing here asserts one.
+"""
+
+from __future__ import annotations
+
+import re
+from contextlib import contextmanager
+
+import pytest
+from flask_migrate import upgrade
+from sqlalchemy import event, text
+from werkzeug.exceptions import HTTPException
+
+from lhb_review import create_app
+from lhb_review.extensions import db
+from lhb_review.services.bulk import bulk_order_id, load_bulk
+from tests.conftest import Browser, test_env
+from tests.factories import PASSWORD, make_user
+
+# Bulk order 3 has all three stages in the generated data at every size (orders 1..N are generated the
+# same way whatever N is), so the pages below show the same order with 10 and with 1,000 orders.
+SAMPLE = 3
+
+
+def sample_stage() -> tuple[str, str]:
+    row = db.session.execute(
+        text(
+            "SELECT order_id, stage_name FROM review_stages WHERE order_id = :o "
+            "ORDER BY created_at DESC LIMIT 1"
+        ),
+        {"o": bulk_order_id(SAMPLE)},
+    ).one()
+    return row.order_id, row.stage_name
+
+
+def api_headers() -> dict:
+    """A bearer token for the pipeline API (created once per test; the tables are emptied afterwards)."""
+    from lhb_review.services import tokens
+    from lhb_review.services.actors import Actor
+
+    global _token
+    if _token is None or not db.session.execute(text("SELECT count(*) FROM api_tokens")).scalar():
+        _token = tokens.create(Actor(email="perf@localhost", kind="system"), "perf-test")[1]
+    return {"Authorization": f"Bearer {_token}"}
+
+
+_token = None
+
+HTMX = {"HX-Request": "true"}
+
+# Each page: (name, path, headers), the last two as functions called once the data is there.
+# Add a page here and both tests below cover it.
+PAGES = [
+    ("queue page", lambda: "/queue", dict),
+    ("queue fragment", lambda: "/queue", lambda: HTMX),
+    ("queue fragment, filtered", lambda: "/queue?stage=preBria&status=pending&platform=amazon", lambda: HTMX),
+    ("search", lambda: "/queue?q=example.com", lambda: HTMX),
+    ("order page", lambda: f"/orders/{bulk_order_id(SAMPLE)}", dict),
+    ("stage review page", lambda: "/orders/{}/stages/{}".format(*sample_stage()), dict),
+    ("API stage status", lambda: "/api/v1/orders/{}/stages/{}".format(*sample_stage()), api_headers),
+]
+
+
+@contextmanager
+def statements(engine):
+    """Collect the SQL statements (parameters inlined) the engine runs inside the block."""
+    seen: list[str] = []
+
+    def collect(conn, cursor, statement, parameters, context, executemany):
+        seen.append(cursor.mogrify(statement, parameters).decode())
+
+    event.listen(engine, "before_cursor_execute", collect)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", collect)
+
+
+def route_exists(application, path: str) -> bool:
+    try:
+        application.url_map.bind("localhost").match(path.split("?")[0], method="GET")
+        return True
+    except HTTPException:  # NotFound, MethodNotAllowed, or a redirect to another URL
+        return False
+
+
+def page_statement_counts(application, browser: Browser) -> dict[str, int]:
+    counts = {}
+    for name, path_of, headers_of in PAGES:
+        path = path_of()
+        if not route_exists(application, path):
+            continue
+        headers = headers_of()
+        browser.get(path, headers=headers)  # once first, so once-a-while writes (a token's last use) are done
+        with statements(db.engine) as seen:
+            response = browser.get(path, headers=headers)
+        assert response.status_code == 200, f"{name}: HTTP {response.status_code}"
+        counts[name] = len(seen)
+    return counts
+
+
+def test_statements_per_page_do_not_grow_with_the_data(app, login_as):
+    browser = login_as(make_user())
+    db.session.remove()
+    load_bulk(10, app.config["ASSET_DIR"])
+    with_ten = page_statement_counts(app, browser)
+    db.session.remove()
+    load_bulk(1000, app.config["ASSET_DIR"])
+    with_thousand = page_statement_counts(app, browser)
+
+    assert db.session.scalar(text("SELECT count(*) FROM orders")) == 1000
+    assert {"queue page", "queue fragment"} <= set(with_ten)
+    assert with_thousand == with_ten
+
+
+# ------------------------------------------------------------------ plans on a table big enough to matter
+
+BIG = 30_000
+
+
+@pytest.fixture(scope="module")
+def big(scratch_database, tmp_path_factory):
+    """An app on a database of its own holding BIG bulk orders (the per-test TRUNCATE does not reach it)."""
+    url = scratch_database("perf")
+    application = create_app({"TESTING": True}, env=test_env(url, tmp_path_factory.mktemp("perf")))
+    with application.app_context():
+        upgrade()
+        load_bulk(BIG, application.config["ASSET_DIR"])
+        user = make_user("perf.reviewer@example.com")
+        browser = Browser(application.test_client())
+        assert browser.login(user.email, PASSWORD).status_code == 302
+        sample = db.session.execute(
+            text(
+                "SELECT order_id, customer_email, customer_first_name || ' ' || customer_last_name AS name, "
+                "amazon_order_id FROM orders WHERE amazon_order_id IS NOT NULL "
+                "ORDER BY order_id LIMIT 1 OFFSET 777"
+            )
+        ).one()
+        db.session.remove()
+    yield application, browser, sample
+    with application.app_context():
+        db.engine.dispose()
+
+
+def page_queries(application, browser: Browser, path: str, table: str) -> list[str]:
+    """The statements over `table` that a page issues, parameters inlined, exactly as sent."""
+    with application.app_context():
+        with statements(db.engine) as seen:
+            response = browser.get(path, headers={"HX-Request": "true"})
+        db.session.remove()
+    assert response.status_code == 200, f"GET {path}: HTTP {response.status_code}"
+    ours = [s for s in seen if re.search(rf"\b(FROM|JOIN)\s+{table}\b", s)]
+    assert ours, f"GET {path} issued no statement over {table}"
+    return ours
+
+
+def explain(application, queries: list[str]) -> str:
+    with application.app_context():
+        raw = db.engine.raw_connection()
+        try:
+            with raw.cursor() as cur:
+                plans = []
+                for query in queries:
+                    cur.execute("EXPLAIN " + query)
+                    plans.append("\n".join(line for (line,) in cur.fetchall()))
+            raw.rollback()
+        finally:
+            raw.close()
+    return "\n\n".join(plans)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "name, path, indexes",
+    [
+        ("default queue", lambda s: "/queue", {"ix_review_stages_waiting_queue"}),
+        (
+            "queue of one stage",
+            lambda s: "/queue?stage=postBria",
+            {"ix_review_stages_waiting_stage_queue", "ix_review_stages_stage_status_queue"},
+        ),
+        (
+            "queue of one status",
+            lambda s: "/queue?status=rejected",
+            {"ix_review_stages_status_queue", "ix_review_stages_stage_status_queue"},
+        ),
+    ],
+)
+def test_queue_queries_walk_an_index(big, name, path, indexes):
+    application, browser, sample = big
+    plan = explain(application, page_queries(application, browser, path(sample), "review_stages"))
+    assert any(index in plan for index in indexes), f"{name}: none of {indexes} in\n{plan}"
+    assert "Seq Scan on review_stages" not in plan, plan
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "name, query, index",
+    [
+        ("e-mail", lambda s: s.customer_email, "ix_orders_customer_email_trgm"),
+        ("part of an e-mail", lambda s: s.customer_email.split("@")[0], "ix_orders_customer_email_trgm"),
+        ("customer name", lambda s: s.name, "ix_orders_customer_name_trgm"),
+        ("order id", lambda s: s.order_id, "order_id"),
+        ("Amazon order id", lambda s: s.amazon_order_id, "ix_orders_amazon_order_id"),
+    ],
+)
+def test_search_queries_use_the_search_indexes(big, name, query, index):
+    application, browser, sample = big
+    from urllib.parse import quote
+
+    term = query(sample)
+    queries = page_queries(application, browser, f"/queue?q={quote(term)}", "orders")
+    if not any(term in q for q in queries):
+        pytest.skip("the queue has no search yet")
+    plan = explain(application, [q for q in queries if term in q])
+    assert index in plan, f"search by {name}: {index} not in\n{plan}"
+    assert "Seq Scan on orders" not in plan, plan
+
+
+# ------------------------------------------------------------ the BENCH instruments stay out of production
+
+
+def bench_app(database_url, tmp_path, **env):
+    return create_app({"TESTING": True}, env=test_env(database_url, tmp_path, **env))
+
+
+def test_without_bench_there_is_no_bare_route_and_no_sql_header(database_url, tmp_path):
+    application = bench_app(database_url, tmp_path)
+    assert not any(rule.rule.startswith("/_bench") for rule in application.url_map.iter_rules())
+    response = application.test_client().get("/login")
+    assert "X-SQL-Count" not in response.headers
+
+
+def test_with_bench_the_bare_route_answers_one_lookup_and_pages_count_statements(app, database_url, tmp_path):
+    from tests.factories import make_order
+
+    order = make_order()
+    application = bench_app(database_url, tmp_path, BENCH="true")
+    client = application.test_client()
+    response = client.get(f"/_bench/orders/{order.id}")
+    assert response.status_code == 200
+    assert response.get_json()["order_id"] == order.order_id
+    assert response.headers["X-SQL-Count"] == "1"
+    assert client.get("/_bench/orders/not-a-uuid").status_code == 404
+    assert client.get("/login").headers["X-SQL-Count"] == "0"
+    with application.app_context():
+        db.engine.dispose()
+
+
+def test_bench_is_refused_in_production(database_url, tmp_path):
+    from lhb_review.config import ConfigError
+
+    with pytest.raises(ConfigError, match="BENCH"):
+        bench_app(database_url, tmp_path, BENCH="true", APP_ENV="production")
