@@ -48,11 +48,13 @@ def create_app(config: dict | None = None, env: dict | None = None) -> Flask:
     csrf.init_app(app)
     login_manager.init_app(app)
 
-    from . import auth, benchmark, cli, errors, htmx, metrics, observability, views
+    from . import auth, benchmark, cli, errors, htmx, metrics, observability, resilience, security, views
 
     observability.init_app(app)
     metrics.init_app(app)
     auth.init_app(app)
+    security.init_app(app)
+    resilience.init_app(app)
     htmx.init_app(app)
     views.register(app)
     errors.register(app)

@@ -1,14 +1,14 @@
 """Who is asking: the signed-in user, their role, and where the request came from."""
 from __future__ import annotations
 
-import uuid
 from functools import wraps
 
 from flask import Flask, abort, request
 from flask_login import current_user, login_required
 
-from .extensions import db, login_manager
+from .extensions import login_manager
 from .models import User
+from .services import sessions
 from .services.actors import Actor
 
 
@@ -19,14 +19,9 @@ def init_app(app: Flask) -> None:
 
 
 @login_manager.user_loader
-def load_user(user_id: str) -> User | None:
-    try:
-        key = uuid.UUID(user_id)
-    except (ValueError, TypeError):
-        return None
-    user = db.session.get(User, key)
-    # A disabled user is treated as signed out on their next request.
-    return user if user is not None and user.active else None
+def load_user(session_value: str) -> User | None:
+    # The value is "<user id>:<session token>"; a disabled user or an old token loads nobody (signed out).
+    return sessions.load(session_value)
 
 
 def client_ip() -> str | None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy.engine import URL, make_url
@@ -164,9 +165,16 @@ def build_config(env: dict | None = None) -> dict:
         "REMEMBER_COOKIE_HTTPONLY": True,
         "REMEMBER_COOKIE_SAMESITE": "Lax",
         "REMEMBER_COOKIE_SECURE": https,
+        "REMEMBER_COOKIE_DURATION": timedelta(days=env_int(env, "REMEMBER_DAYS", 14)),
         "WTF_CSRF_TIME_LIMIT": env_int(env, "CSRF_TIME_LIMIT", 8 * 3600),
         "MAX_CONTENT_LENGTH": env_int(env, "MAX_UPLOAD_BYTES", 20 * 1024 * 1024),
         "RATELIMIT_STORAGE_URI": env.get("REDIS_URL") or "memory://",
+        "RATELIMIT_KEY_PREFIX": env.get("RATELIMIT_KEY_PREFIX") or "lhb-review",
+        # A Redis outage must not lock everyone out: count in memory until it is back.
+        "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
+        "RATELIMIT_SWALLOW_ERRORS": True,
+        "LOGIN_LIMIT_PER_ACCOUNT": env.get("LOGIN_LIMIT_PER_ACCOUNT") or "10 per 15 minutes",
+        "LOGIN_LIMIT_PER_IP": env.get("LOGIN_LIMIT_PER_IP") or "60 per 15 minutes",
         "QUEUE_PLATFORMS": env_list(env, "QUEUE_PLATFORMS", "shopify,amazon"),
         "QUEUE_PROJECTS": env_list(env, "QUEUE_PROJECTS", "my-first-adventure,bedtime-hero,space-explorer,dino-friends"),
         "LOG_FORMAT": env.get("LOG_FORMAT", "text"),

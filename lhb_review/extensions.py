@@ -1,4 +1,6 @@
 """Flask extensions, created unbound so models and services can import them without a cycle."""
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
@@ -23,3 +25,5 @@ db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()
+# Keyed by the client address (ProxyFix has already applied TRUST_PROXY_HOPS); routes add their own keys.
+limiter = Limiter(key_func=get_remote_address)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import psycopg2
 import pytest
+from flask import g, request_started
 from psycopg2 import sql
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
@@ -108,12 +109,23 @@ def app(database_url, tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("app")
     application = create_app({"TESTING": True}, env=test_env(database_url, tmp))
+    request_started.connect(fresh_request_globals, application)
     with application.app_context():
         upgrade()
     yield application
     with application.app_context():
         db.session.remove()
         db.engine.dispose()
+
+
+def fresh_request_globals(sender, **extra) -> None:
+    """Each request starts with an empty ``g``, as in production.
+
+    Tests hold an app context open, and a request pushed inside it reuses that context, so without this
+    Flask-Login's cached user and Flask-WTF's cached CSRF token would leak from one request (and one
+    test client) into the next.
+    """
+    g.__dict__.clear()
 
 
 def table_names(conn) -> list[str]:
@@ -139,6 +151,17 @@ def _app_context(request):
             if names:
                 conn.execute(text("SET LOCAL session_replication_role = replica"))
                 conn.execute(text("TRUNCATE " + ", ".join(f'"{n}"' for n in names) + " RESTART IDENTITY CASCADE"))
+        reset_rate_limits()
+
+
+def reset_rate_limits() -> None:
+    """Each test starts with no sign-in attempts counted (in-memory store only; a shared Redis is left alone)."""
+    from limits.storage import MemoryStorage
+
+    from lhb_review.extensions import limiter
+
+    if limiter.enabled and isinstance(getattr(limiter, "_storage", None), MemoryStorage):
+        limiter.reset()
 
 
 @pytest.fixture

@@ -27,7 +27,9 @@ def build_history():
                             message="another order's error", details={"order_id": "SOMEONE-ELSE"}))
     db.session.add(AuditLog(order_id="SOMEONE-ELSE", action="stage_approved", stage="preBria"))
     db.session.commit()
-    # Give each row its own moment, in the order they happened.
+    # Give each row its own moment, in the order they happened. audit_logs is append-only; the suite's
+    # superuser steps around its trigger the way the cleanup does, for this one backdating statement.
+    db.session.execute(text("SET LOCAL session_replication_role = replica"))
     db.session.execute(text("""
         UPDATE audit_logs SET created_at = now() - make_interval(mins => CASE action
             WHEN 'stage_submitted' THEN 40 WHEN 'stage_claimed' THEN 30 ELSE 20 END)"""))

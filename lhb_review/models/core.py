@@ -14,6 +14,8 @@ from ..extensions import db
 
 UUID_PK = dict(primary_key=True, server_default=text("gen_random_uuid()"))
 NOW = text("now()")
+# gen_random_uuid() draws from PostgreSQL's strong random source; 32 hex digits are 122 random bits.
+SESSION_TOKEN_DEFAULT = text("replace((gen_random_uuid())::text, '-'::text, ''::text)")
 
 
 def stage_assets(entries: Any) -> list[dict[str, Any]]:
@@ -171,6 +173,8 @@ class User(UserMixin, db.Model):
     active: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=NOW)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=NOW)
+    # Part of every session and remember cookie; replacing it signs the user out everywhere.
+    session_token: Mapped[str] = mapped_column(String(64), server_default=SESSION_TOKEN_DEFAULT)
 
     __table_args__ = (db.CheckConstraint("role IN ('reviewer', 'admin')", name="role"),)
 
@@ -185,4 +189,5 @@ class User(UserMixin, db.Model):
         return self.role == "admin"
 
     def get_id(self) -> str:
-        return str(self.id)
+        """What Flask-Login keeps in the session and the remember cookie: "<user id>:<session token>"."""
+        return f"{self.id}:{self.session_token}"

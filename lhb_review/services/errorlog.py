@@ -175,8 +175,15 @@ def error_types() -> list[str]:
     return distinct_values("error_logs", "error_type")
 
 
+def _checked_id(error_id: str) -> str:
+    """An id PostgreSQL can compare: a NUL character can be in no row (and psycopg2 refuses to send one)."""
+    if "\x00" in error_id:
+        raise NotFound("No error with that id.")
+    return error_id[:100]
+
+
 def get_error(error_id: str) -> ErrorLog:
-    row = db.session.scalar(select(ErrorLog).where(ErrorLog.error_id == error_id[:100]))
+    row = db.session.scalar(select(ErrorLog).where(ErrorLog.error_id == _checked_id(error_id)))
     if row is None:
         raise NotFound(f"No error with id {error_id[:100]}.")
     return row
@@ -185,6 +192,7 @@ def get_error(error_id: str) -> ErrorLog:
 def resolve(actor: Actor, error_id: str) -> ErrorLog:
     """Mark an error resolved by ``actor`` now; audited ``error_resolved``. Raises NotFound, or Conflict
     when someone resolved it already (nothing is written then)."""
+    error_id = _checked_id(error_id)
     with transaction():
         row = db.session.scalar(
             select(ErrorLog).where(ErrorLog.error_id == error_id[:100])

@@ -9,6 +9,7 @@ from ..extensions import db
 from ..models import User
 from . import audit
 from .actors import Actor
+from .sessions import rotate_token
 from .errors import Conflict, Invalid, NotFound
 from .tx import transaction
 
@@ -78,6 +79,7 @@ def set_password(actor: Actor, email: str, password: str) -> User:
         user = _locked(email)
         user.password_hash = hash_password(password)
         user.updated_at = func.now()
+        rotate_token(user)  # signs the user out everywhere
         audit.record(actor, "user_password_reset", details={"email": user.email})
     return user
 
@@ -90,6 +92,7 @@ def set_active(actor: Actor, email: str, active: bool) -> User:
             _refuse_if_last_admin(user)
         user.active = active
         user.updated_at = func.now()
+        rotate_token(user)  # cookies issued before stay void, even after a later re-enable
         audit.record(actor, "user_enabled" if active else "user_disabled", details={"email": user.email})
     return user
 

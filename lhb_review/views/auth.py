@@ -1,18 +1,21 @@
-"""Sign in and sign out."""
+"""Sign in and sign out, with sign-in attempts rate-limited per account and per client address."""
 from __future__ import annotations
 
+import hashlib
 from urllib.parse import urlsplit
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, g, redirect, render_template, request, session, url_for
+from flask_limiter.util import get_remote_address
 from flask_login import current_user, login_required, login_user, logout_user
 
 from ..auth import client_ip
-from ..extensions import db
-from ..services import audit
+from ..extensions import limiter
+from ..services import sessions
 from ..services.actors import Actor
 from ..services.users import check_password, find_by_email, normalise_email
 
 bp = Blueprint("auth", __name__)
+FAILED_MESSAGE = "That e-mail and password do not match an active account."
 
 
 def safe_next(target: str | None) -> str:
@@ -29,25 +32,54 @@ def _actor(email: str) -> Actor:
     return Actor(email=email[:255], ip=client_ip(), user_agent=request.headers.get("User-Agent"))
 
 
+def _submitted_email() -> str:
+    return normalise_email(request.form.get("email", ""))[:255]
+
+
+def account_key() -> str:
+    """The rate-limit key of the account being tried: a hash, so the store never holds e-mail addresses.
+
+    Unknown e-mails are counted exactly like real ones, so a 429 says nothing about who has an account.
+    """
+    return "login-account:" + hashlib.sha256(_submitted_email().encode("utf-8", "replace")).hexdigest()
+
+
+def fresh_session() -> None:
+    """Drop everything in the session, including the CSRF secret (and Flask-WTF's copy of it cached in g).
+
+    At sign-in this means nothing planted in the session beforehand survives into the signed-in one.
+    """
+    session.clear()
+    g.pop(current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token"), None)
+
+
+def _failed(response) -> bool:
+    return response.status_code != 302
+
+
 @bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(lambda: current_app.config["LOGIN_LIMIT_PER_IP"], methods=["POST"], key_func=get_remote_address,
+               scope="login-ip")
+@limiter.limit(lambda: current_app.config["LOGIN_LIMIT_PER_ACCOUNT"], methods=["POST"], key_func=account_key,
+               scope="login-account", deduct_when=_failed)
 def login():
     if current_user.is_authenticated:
         return redirect(safe_next(request.args.get("next")))
     email = ""
     if request.method == "POST":
-        email = normalise_email(request.form.get("email", ""))[:255]
+        email = _submitted_email()
         password = request.form.get("password", "")
         user = find_by_email(email) if email and "\x00" not in email else None
-        if user is not None and check_password(user, password) and user.active:
-            login_user(user)
-            audit.record(_actor(user.email), "login")
-            db.session.commit()
-            return redirect(safe_next(request.args.get("next")))
-        if user is None:
-            check_password(None, password)
-        audit.record(_actor(email.replace("\x00", "")), "login_failed", details={"reason": "bad credentials"})
-        db.session.commit()
-        flash("That e-mail and password do not match an active account.", "error")
+        # check_password verifies against a dummy hash when there is no user, so both paths cost the same.
+        if check_password(user, password) and user.active:
+            next_url = safe_next(request.args.get("next"))
+            # Audited first: when the database cannot record the sign-in, nobody is signed in.
+            sessions.signed_in(_actor(user.email))
+            fresh_session()
+            login_user(user, remember=request.form.get("remember") == "yes")
+            return redirect(next_url)
+        sessions.sign_in_failed(_actor(email.replace("\x00", "")))
+        flash(FAILED_MESSAGE, "error")
         return render_template("auth/login.html", email=email), 401
     return render_template("auth/login.html", email=email)
 
@@ -55,8 +87,8 @@ def login():
 @bp.post("/logout")
 @login_required
 def logout():
-    audit.record(_actor(current_user.email), "logout")
-    db.session.commit()
+    sessions.signed_out(_actor(current_user.email), current_user._get_current_object())
     logout_user()
+    fresh_session()
     flash("You are signed out.", "info")
     return redirect(url_for("auth.login"))
