@@ -36,6 +36,8 @@ class Seen:
     assets: list[dict[str, Any]]
     fingerprint: str
     previous: dict[str, Any]
+    claimed: bool = True  # whether the stage has a claim (live or lapsed) for the decision to end
+    webhooks: Any = None  # the order's callback URLs as stored, for the outbox
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -68,15 +70,41 @@ def _stage(row: ReviewStage) -> Stage:
     return parse_stage(row.stage_name)
 
 
+# Everything a decision checks and snapshots, read in one statement once the stage row is locked. It is
+# a statement of its own (not part of the locking one) on purpose: under READ COMMITTED a statement that
+# waited for the lock still reads other tables as they were when it started, while this one sees what the
+# previous holder of the lock committed (a claim taken over, assets replaced).
+DECISION_FACTS_SQL = text("""
+    SELECT now() AS now, o.r2_assets, o.webhooks,
+           c.order_id IS NOT NULL AS has_claim, c.claimed_by, c.claimed_at, c.renewed_at, c.expires_at,
+           a.order_id IS NOT NULL AS has_approval, a.status AS approval_status, a.approved_at,
+           a.reviewer_email AS approval_reviewer, a.reviewer_notes AS approval_notes,
+           f.order_id IS NOT NULL AS has_fingerprint, f.fingerprint, f.assets AS fingerprint_assets, f.recorded_at
+      FROM (SELECT 1) AS one
+      LEFT JOIN orders o ON o.order_id = :order_id
+      LEFT JOIN stage_claims c ON c.order_id = :order_id AND c.stage = :stage
+      LEFT JOIN approvals a ON a.order_id = :order_id AND a.stage = :stage
+      LEFT JOIN approval_fingerprints f ON f.order_id = :order_id AND f.stage = :stage
+""")
+
+
+def stage_assets(r2_assets: Any, stage: str) -> list[dict[str, Any]]:
+    """The stage's entries of an order's r2_assets value (empty when there are none)."""
+    entries = r2_assets.get(stage) if isinstance(r2_assets, dict) else None
+    return [a for a in entries if isinstance(a, dict) and a.get("key")] if isinstance(entries, list) else []
+
+
 def before_decision(actor: Actor, row: ReviewStage, *, expected_fingerprint: str | None = None) -> Seen:
     """Checks shared by approve and reject, on the locked stage row; raises before anything is written.
 
     ClaimedByOther when someone else holds a live claim; AssetsChanged when the reviewer's page showed
     other assets (``expected_fingerprint``) than the stage has now.
     """
-    now = db_now()
-    claims.refuse_if_claimed_by_other(actor, row.order_id, row.stage_name, now)
-    assets = fingerprints.current_assets(row.order_id, _stage(row))
+    facts = db.session.execute(DECISION_FACTS_SQL, {"order_id": row.order_id, "stage": row.stage_name}).one()
+    now = facts.now
+    if facts.has_claim:
+        claims.refuse_claim_of_other(actor, facts.claimed_by, facts.expires_at, now)
+    assets = stage_assets(facts.r2_assets, row.stage_name)
     current = fingerprints.fingerprint(assets)
     if expected_fingerprint and expected_fingerprint != current:
         raise AssetsChanged(
@@ -84,7 +112,21 @@ def before_decision(actor: Actor, row: ReviewStage, *, expected_fingerprint: str
             expected=expected_fingerprint,
             current=current,
         )
-    return Seen(now=now, assets=assets, fingerprint=current, previous=snapshot(row))
+    previous = {
+        "stage": {"status": row.status, "reviewed_at": _iso(row.reviewed_at), "reviewer_email": row.reviewer_email,
+                  "reviewer_notes": row.reviewer_notes},
+        "approval": None if not facts.has_approval else {
+            "status": facts.approval_status, "approved_at": _iso(facts.approved_at),
+            "reviewer_email": facts.approval_reviewer, "reviewer_notes": facts.approval_notes},
+        "claim": None if not facts.has_claim else {
+            "claimed_by": facts.claimed_by, "claimed_at": _iso(facts.claimed_at),
+            "renewed_at": _iso(facts.renewed_at), "expires_at": _iso(facts.expires_at)},
+        "fingerprint": None if not facts.has_fingerprint else {
+            "fingerprint": facts.fingerprint, "assets": facts.fingerprint_assets,
+            "recorded_at": _iso(facts.recorded_at)},
+    }
+    return Seen(now=now, assets=assets, fingerprint=current, previous=previous, claimed=facts.has_claim,
+                webhooks=facts.webhooks)
 
 
 def clean_reasons(values, asset_keys, assets: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
@@ -129,7 +171,8 @@ def record_decision(
         decided_at=seen.now,
     )
     db.session.add(decision)
-    claims.clear(row.order_id, row.stage_name)
+    if seen.claimed:  # the stage row is locked: no claim can have appeared since before_decision looked
+        claims.drop(row.order_id, row.stage_name)
     return decision
 
 
