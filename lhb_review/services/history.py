@@ -13,12 +13,10 @@ from typing import Any
 from sqlalchemy import select, text
 
 from ..extensions import db
-from ..models import Approval, ReviewStage, StageClaim, StageDecision
+from ..models import ReviewStage, StageDecision
 from ..reasons import UnknownReason, parse_reasons
-from ..stages import Stage, parse_stage
 from . import claims, fingerprints
 from .actors import Actor
-from .clock import db_now
 from .errors import Conflict, Invalid
 
 
@@ -42,32 +40,6 @@ class Seen:
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
-
-
-def snapshot(row: ReviewStage) -> dict[str, Any]:
-    """The stage, its approvals row, claim and approval fingerprint as they are, in JSON."""
-    approval = db.session.scalar(
-        select(Approval).where(Approval.order_id == row.order_id, Approval.stage == row.stage_name)
-        .execution_options(populate_existing=True)
-    )
-    claim = db.session.get(StageClaim, (row.order_id, row.stage_name), populate_existing=True)
-    approved = fingerprints.approved_fingerprint(row.order_id, _stage(row))
-    return {
-        "stage": {"status": row.status, "reviewed_at": _iso(row.reviewed_at), "reviewer_email": row.reviewer_email,
-                  "reviewer_notes": row.reviewer_notes},
-        "approval": None if approval is None else {
-            "status": approval.status, "approved_at": _iso(approval.approved_at),
-            "reviewer_email": approval.reviewer_email, "reviewer_notes": approval.reviewer_notes},
-        "claim": None if claim is None else {
-            "claimed_by": claim.claimed_by, "claimed_at": _iso(claim.claimed_at),
-            "renewed_at": _iso(claim.renewed_at), "expires_at": _iso(claim.expires_at)},
-        "fingerprint": None if approved is None else {
-            "fingerprint": approved.fingerprint, "assets": approved.assets, "recorded_at": _iso(approved.recorded_at)},
-    }
-
-
-def _stage(row: ReviewStage) -> Stage:
-    return parse_stage(row.stage_name)
 
 
 # Everything a decision checks and snapshots, read in one statement once the stage row is locked. It is
