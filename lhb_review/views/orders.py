@@ -7,7 +7,6 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_login import login_required
 
 from ..auth import current_actor
-from ..extensions import db
 from ..htmx import wants_fragment
 from ..models import Order, ReviewStage
 from ..services import decisions, queries
@@ -100,11 +99,6 @@ def decide(order_id: str, stage: str, action: str, service: Callable[..., Review
     """
     check_names(order_id, stage)
     notes = request.form.get("notes", "")
-    # The decision's commit need not expire what this request has loaded: the signed-in user did not
-    # change, and the stage row holds what the decision wrote under its lock. Keeping them saves
-    # reading the user again to render the panel. A failed decision rolls back, which expires all.
-    session = db.session()
-    expire_on_commit, session.expire_on_commit = session.expire_on_commit, False
     try:
         service(current_actor(), order_id, stage, notes)
     except NotFound as exc:
@@ -117,8 +111,6 @@ def decide(order_id: str, stage: str, action: str, service: Callable[..., Review
             return render_template("review/_decision.html", **context), exc.status
         return render_template("review/stage.html", **context,
                                history=queries.stage_history(order_id, stage)), exc.status
-    finally:
-        session.expire_on_commit = expire_on_commit
     if request.form.get("next"):
         flow.remember_decision(order_id, stage)
         target = flow.next_url(order_id, stage) or url_for("flow.go_next", order_id=order_id, stage=stage)
