@@ -764,6 +764,17 @@ def queue_cursor_param(application, row) -> str | None:
 # ---------------------------------------------------------------- main
 
 
+def only(scenarios: list[Scenario], wanted: str) -> list[Scenario]:
+    """The baselines and the scenarios ``wanted`` names (by group or by name); all when it is empty."""
+    names = {w.strip() for w in wanted.split(",") if w.strip()}
+    if not names:
+        return scenarios
+    kept = [s for s in scenarios if s.group == "baseline" or s.group in names or s.name in names]
+    if len(kept) == sum(s.group == "baseline" for s in scenarios):
+        raise SystemExit(f"--only {wanted!r} matches no scenario")
+    return kept
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -794,6 +805,12 @@ def main() -> int:
         type=float,
         default=3.0,
         help="seconds of bare route right before each scenario, its ratio's baseline (default 3; 0: off)",
+    )
+    parser.add_argument(
+        "--only",
+        default="",
+        help="run only these scenarios, comma-separated groups (queue, pair, review, decision, poll) or "
+        "scenario names; the baselines always run (default: all). The file gets an -only-... suffix",
     )
     parser.add_argument("--no-save", action="store_true", help="print only; do not write bench/results/")
     args = parser.parse_args()
@@ -840,7 +857,7 @@ def main() -> int:
     try:
         session = Session(server.port)
         session.login()
-        scenarios = build_scenarios(fx, session, token, application)
+        scenarios = only(build_scenarios(fx, session, token, application), args.only)
         with ctx.Pool(1) as pool:
             for scenario in scenarios:
                 result = Result(scenario.name)
@@ -902,6 +919,8 @@ def main() -> int:
     evaluate(out, results, pgbench_tps, rss, args.orders)
     if not args.no_save:
         suffix = "" if args.orders == 1_000_000 else f"-{args.orders}"
+        if args.only:
+            suffix += "-only-" + "-".join(w.strip().replace(" ", "_") for w in args.only.split(",") if w.strip())
         path = ROOT / "bench" / "results" / f"{stamp:%Y-%m-%d}{suffix}.txt"
         out.save(path)
         print(f"\nWritten to {path.relative_to(ROOT)}")

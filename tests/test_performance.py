@@ -255,3 +255,60 @@ def test_bench_is_refused_in_production(database_url, tmp_path):
 
     with pytest.raises(ConfigError, match="BENCH"):
         bench_app(database_url, tmp_path, BENCH="true", APP_ENV="production")
+
+
+# ------------------------------------------------------------ a decision costs a fixed number of statements
+
+# What an approve or a reject through the web may cost, whatever the data, on an order with a callback
+# URL: the signed-in user, the stage locked FOR UPDATE, one read of its claim, approval, fingerprint,
+# assets, webhooks and now(), the earlier stages (approve, FOR SHARE), the stage update, the approvals
+# upsert (with the fingerprint's), the history row, the audit row, the delivery; then, for htmx, the
+# signed-in user (expired by the commit), the panel's order and its flow facts. It was 25 (approve,
+# htmx) before decisions read each thing once.
+DECISION_STATEMENT_BOUNDS = {"approve (htmx)": 12, "approve": 9, "reject (htmx)": 11, "reject": 8}
+
+
+def decide_statements(browser: Browser, action: str, order_id: str, stage: str, *, htmx: bool) -> list[str]:
+    data = {"notes": "The hair colour is wrong."}
+    if action == "reject":
+        data["reasons"] = ["character_drift"]
+    browser.refresh_csrf(f"/orders/{order_id}/stages/{stage}")
+    with statements(db.engine) as seen:
+        response = browser.post(f"/orders/{order_id}/stages/{stage}/{action}", data, htmx=htmx)
+    assert response.status_code == (200 if htmx else 303), response.get_data(as_text=True)[:500]
+    return seen
+
+
+def decision_statement_counts(browser: Browser, orders: list) -> dict[str, int]:
+    """Statements of each kind of decision, on fresh orders with webhooks (so the outbox writes too)."""
+    counts = {}
+    cases = [("approve", True), ("approve", False), ("reject", True), ("reject", False)]
+    for (action, htmx), order in zip(cases, orders):
+        seen = decide_statements(browser, action, order.order_id, "postBria", htmx=htmx)
+        counts[f"{action}{' (htmx)' if htmx else ''}"] = len(seen)
+    return counts
+
+
+def test_a_decision_issues_a_fixed_number_of_statements_whatever_the_data(app, login_as):
+    from lhb_review.models import AuditLog, StageDecision, WebhookDelivery
+    from tests.factories import make_order_with_stages
+
+    browser = login_as(make_user())
+
+    def fresh_orders():
+        return [make_order_with_stages("approved", "pending", webhooks=["https://hooks.example.com/lhb"])
+                for _ in range(4)]
+
+    with_few = decision_statement_counts(browser, fresh_orders())
+    db.session.remove()
+    load_bulk(1000, app.config["ASSET_DIR"])
+    with_thousand = decision_statement_counts(browser, fresh_orders())
+
+    assert with_thousand == with_few
+    assert set(with_few) == set(DECISION_STATEMENT_BOUNDS)
+    assert all(with_few[kind] <= bound for kind, bound in DECISION_STATEMENT_BOUNDS.items()), with_few
+    # Everything still commits together: eight decisions, each with its history row, audit row and delivery.
+    assert db.session.scalar(db.select(db.func.count()).select_from(StageDecision)) == 8
+    assert db.session.scalar(db.select(db.func.count()).select_from(WebhookDelivery)) == 8
+    assert db.session.scalar(db.select(db.func.count()).select_from(AuditLog).where(
+        AuditLog.action.in_(["stage_approved", "stage_rejected"]), AuditLog.order_id.not_like("LHB-B-%"))) == 8

@@ -11,15 +11,15 @@ from . import fingerprints
 from .actors import SYSTEM_EMAIL
 
 
-def upsert_approval(order_id: str, stage: Stage, *, status: str, reviewer: str, notes: str | None = None) -> Approval:
+def upsert_approval(order_id: str, stage: Stage, *, status: str, reviewer: str, notes: str | None = None,
+                    assets: list | None = None) -> Approval:
     """Insert or update the (order, stage) approvals row inside the caller's transaction.
 
     An approval also records the fingerprint of the stage's assets as they are now: the approval
-    covers those assets and no others (see get_stage_status).
+    covers those assets and no others (see get_stage_status). ``assets``: the stage's assets when the
+    caller has already read them in this transaction (else they are read here).
     """
     approved = status == "approved"
-    if approved:
-        fingerprints.record_approval(order_id, stage)
     values = dict(
         order_id=order_id,
         stage=stage.value,
@@ -39,6 +39,9 @@ def upsert_approval(order_id: str, stage: Stage, *, status: str, reviewer: str, 
             "updated_at": func.now(),
         },
     ).returning(Approval)
+    if approved:  # the fingerprint's upsert travels in the same statement, as a data-modifying CTE
+        recorded = fingerprints.record_approval_statement(order_id, stage, assets)
+        stmt = stmt.add_cte(recorded.returning(ApprovalFingerprint.order_id).cte("recorded_fingerprint"))
     return db.session.scalars(stmt, execution_options={"populate_existing": True}).one()
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import and_, select
+from sqlalchemy import and_, delete, select
 
 from ..extensions import db
 from ..models import ReviewStage, StageClaim
@@ -101,12 +101,18 @@ def live_claims(pairs: list[tuple[str, str]]) -> dict[tuple[str, str], ClaimView
 def refuse_if_claimed_by_other(actor: Actor, order_id: str, stage: str, now: datetime) -> None:
     """For decisions (stage row already locked): 409 when someone else holds a live claim."""
     claim = _claim_row(order_id, stage)
-    if claim is not None and claim.expires_at > now and claim.claimed_by != actor.email:
+    if claim is not None:
+        refuse_claim_of_other(actor, claim.claimed_by, claim.expires_at, now)
+
+
+def refuse_claim_of_other(actor: Actor, claimed_by: str, expires_at: datetime, now: datetime) -> None:
+    """409 when the claim (its holder and expiry, already read) is someone else's and live at ``now``."""
+    if expires_at > now and claimed_by != actor.email:
         raise ClaimedByOther(
-            f"{claim.claimed_by} is reviewing this stage (claim until {claim.expires_at:%H:%M:%S} UTC). "
+            f"{claimed_by} is reviewing this stage (claim until {expires_at:%H:%M:%S} UTC). "
             "Take it over first if you need to decide it.",
-            claimed_by=claim.claimed_by,
-            expires_at=claim.expires_at.isoformat(),
+            claimed_by=claimed_by,
+            expires_at=expires_at.isoformat(),
         )
 
 
@@ -116,6 +122,11 @@ def clear(order_id: str, stage: str) -> None:
     if existing is not None:
         db.session.delete(existing)
         db.session.flush()
+
+
+def drop(order_id: str, stage: str) -> None:
+    """Delete the stage's claim in one statement, in the caller's transaction (which holds the stage lock)."""
+    db.session.execute(delete(StageClaim).where(StageClaim.order_id == order_id, StageClaim.stage == stage))
 
 
 def _put_claim(existing: StageClaim | None, actor: Actor, order_id: str, stage: str, now: datetime) -> StageClaim:

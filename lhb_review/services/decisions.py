@@ -78,6 +78,21 @@ def _audit(actor: Actor, action: str, row: ReviewStage, before: str, notes: str 
     )
 
 
+def _known(seen: history.Seen, actor: Actor, approval: str, status: StageStatus, notes: str | None,
+           reasons: list[str]) -> outbox.Known:
+    """The stage after this decision as outbox.stage_snapshot would read it back, from what the decision
+    wrote: getStageStatus (an approval covers exactly the assets it recorded), the review row (reviewed at
+    the transaction's now()) and the reasons of the audit row it adds."""
+    return outbox.Known(seen.webhooks, seen.now, {
+        "status": approval,
+        "review_status": status.value,
+        "reviewer": actor.email,
+        "notes": notes,
+        "reviewed_at": outbox.isoformat(seen.now),
+        "reasons": list(reasons),
+    })
+
+
 def approve(
     actor: Actor, order_id: str, stage: str, notes: str | None = None, *, fingerprint: str | None = None
 ) -> ReviewStage:
@@ -104,10 +119,11 @@ def approve(
         seen = history.before_decision(actor, row, expected_fingerprint=fingerprint)
         check_earlier_stages_approved(order_id, parsed)
         _set_decision(row, StageStatus.APPROVED, actor, notes)
-        upsert_approval(order_id, parsed, status="approved", reviewer=actor.email, notes=notes)
+        upsert_approval(order_id, parsed, status="approved", reviewer=actor.email, notes=notes, assets=seen.assets)
         decision = history.record_decision(actor, row, seen, notes=notes)
         _audit(actor, "stage_approved", row, before, notes, **history.audit_details(decision))
-        outbox.enqueue(row.order_id, row.stage_name, "stage_approved", {"status_before": before})
+        outbox.enqueue(row.order_id, row.stage_name, "stage_approved", {"status_before": before},
+                       known=_known(seen, actor, "approved", StageStatus.APPROVED, notes, []))
     return row
 
 
@@ -146,7 +162,8 @@ def reject(
         decision = history.record_decision(actor, row, seen, notes=notes, reasons=reasons, reason_assets=asset_keys)
         _audit(actor, "stage_rejected", row, before, notes, **history.audit_details(decision))
         outbox.enqueue(row.order_id, row.stage_name, "stage_rejected",
-                       {"status_before": before, "reasons": reasons, "reason_assets": asset_keys})
+                       {"status_before": before, "reasons": reasons, "reason_assets": asset_keys},
+                       known=_known(seen, actor, "pending", StageStatus.REJECTED, notes, reasons))
     return row
 
 

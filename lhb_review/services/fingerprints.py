@@ -49,6 +49,13 @@ def current_assets(order_id: str, stage: Stage) -> list[dict[str, Any]]:
 def record_approval(order_id: str, stage: Stage, assets: list[dict[str, Any]] | None = None) -> str:
     """Remember, in the caller's transaction, which assets the (order, stage) approval covers."""
     assets = current_assets(order_id, stage) if assets is None else assets
+    db.session.execute(record_approval_statement(order_id, stage, assets))
+    return fingerprint(assets)
+
+
+def record_approval_statement(order_id: str, stage: Stage, assets: list[dict[str, Any]] | None = None):
+    """The upsert record_approval runs (for a caller that sends it within another statement, as a CTE)."""
+    assets = current_assets(order_id, stage) if assets is None else assets
     value = fingerprint(assets)
     stmt = insert(ApprovalFingerprint).values(
         order_id=order_id, stage=stage.value, fingerprint=value, assets=asset_identity(assets)
@@ -58,8 +65,7 @@ def record_approval(order_id: str, stage: Stage, assets: list[dict[str, Any]] | 
         set_={"fingerprint": stmt.excluded.fingerprint, "assets": stmt.excluded.assets,
               "recorded_at": stmt.excluded.recorded_at},
     )
-    db.session.execute(stmt)
-    return value
+    return stmt
 
 
 def approved_fingerprint(order_id: str, stage: Stage) -> ApprovalFingerprint | None:

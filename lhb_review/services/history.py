@@ -13,12 +13,10 @@ from typing import Any
 from sqlalchemy import select, text
 
 from ..extensions import db
-from ..models import Approval, ReviewStage, StageClaim, StageDecision
+from ..models import ReviewStage, StageDecision
 from ..reasons import UnknownReason, parse_reasons
-from ..stages import Stage, parse_stage
 from . import claims, fingerprints
 from .actors import Actor
-from .clock import db_now
 from .errors import Conflict, Invalid
 
 
@@ -36,36 +34,36 @@ class Seen:
     assets: list[dict[str, Any]]
     fingerprint: str
     previous: dict[str, Any]
+    claimed: bool = True  # whether the stage has a claim (live or lapsed) for the decision to end
+    webhooks: Any = None  # the order's callback URLs as stored, for the outbox
 
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def snapshot(row: ReviewStage) -> dict[str, Any]:
-    """The stage, its approvals row, claim and approval fingerprint as they are, in JSON."""
-    approval = db.session.scalar(
-        select(Approval).where(Approval.order_id == row.order_id, Approval.stage == row.stage_name)
-        .execution_options(populate_existing=True)
-    )
-    claim = db.session.get(StageClaim, (row.order_id, row.stage_name), populate_existing=True)
-    approved = fingerprints.approved_fingerprint(row.order_id, _stage(row))
-    return {
-        "stage": {"status": row.status, "reviewed_at": _iso(row.reviewed_at), "reviewer_email": row.reviewer_email,
-                  "reviewer_notes": row.reviewer_notes},
-        "approval": None if approval is None else {
-            "status": approval.status, "approved_at": _iso(approval.approved_at),
-            "reviewer_email": approval.reviewer_email, "reviewer_notes": approval.reviewer_notes},
-        "claim": None if claim is None else {
-            "claimed_by": claim.claimed_by, "claimed_at": _iso(claim.claimed_at),
-            "renewed_at": _iso(claim.renewed_at), "expires_at": _iso(claim.expires_at)},
-        "fingerprint": None if approved is None else {
-            "fingerprint": approved.fingerprint, "assets": approved.assets, "recorded_at": _iso(approved.recorded_at)},
-    }
+# Everything a decision checks and snapshots, read in one statement once the stage row is locked. It is
+# a statement of its own (not part of the locking one) on purpose: under READ COMMITTED a statement that
+# waited for the lock still reads other tables as they were when it started, while this one sees what the
+# previous holder of the lock committed (a claim taken over, assets replaced).
+DECISION_FACTS_SQL = text("""
+    SELECT now() AS now, o.r2_assets, o.webhooks,
+           c.order_id IS NOT NULL AS has_claim, c.claimed_by, c.claimed_at, c.renewed_at, c.expires_at,
+           a.order_id IS NOT NULL AS has_approval, a.status AS approval_status, a.approved_at,
+           a.reviewer_email AS approval_reviewer, a.reviewer_notes AS approval_notes,
+           f.order_id IS NOT NULL AS has_fingerprint, f.fingerprint, f.assets AS fingerprint_assets, f.recorded_at
+      FROM (SELECT 1) AS one
+      LEFT JOIN orders o ON o.order_id = :order_id
+      LEFT JOIN stage_claims c ON c.order_id = :order_id AND c.stage = :stage
+      LEFT JOIN approvals a ON a.order_id = :order_id AND a.stage = :stage
+      LEFT JOIN approval_fingerprints f ON f.order_id = :order_id AND f.stage = :stage
+""")
 
 
-def _stage(row: ReviewStage) -> Stage:
-    return parse_stage(row.stage_name)
+def stage_assets(r2_assets: Any, stage: str) -> list[dict[str, Any]]:
+    """The stage's entries of an order's r2_assets value (empty when there are none)."""
+    entries = r2_assets.get(stage) if isinstance(r2_assets, dict) else None
+    return [a for a in entries if isinstance(a, dict) and a.get("key")] if isinstance(entries, list) else []
 
 
 def before_decision(actor: Actor, row: ReviewStage, *, expected_fingerprint: str | None = None) -> Seen:
@@ -74,9 +72,11 @@ def before_decision(actor: Actor, row: ReviewStage, *, expected_fingerprint: str
     ClaimedByOther when someone else holds a live claim; AssetsChanged when the reviewer's page showed
     other assets (``expected_fingerprint``) than the stage has now.
     """
-    now = db_now()
-    claims.refuse_if_claimed_by_other(actor, row.order_id, row.stage_name, now)
-    assets = fingerprints.current_assets(row.order_id, _stage(row))
+    facts = db.session.execute(DECISION_FACTS_SQL, {"order_id": row.order_id, "stage": row.stage_name}).one()
+    now = facts.now
+    if facts.has_claim:
+        claims.refuse_claim_of_other(actor, facts.claimed_by, facts.expires_at, now)
+    assets = stage_assets(facts.r2_assets, row.stage_name)
     current = fingerprints.fingerprint(assets)
     if expected_fingerprint and expected_fingerprint != current:
         raise AssetsChanged(
@@ -84,7 +84,21 @@ def before_decision(actor: Actor, row: ReviewStage, *, expected_fingerprint: str
             expected=expected_fingerprint,
             current=current,
         )
-    return Seen(now=now, assets=assets, fingerprint=current, previous=snapshot(row))
+    previous = {
+        "stage": {"status": row.status, "reviewed_at": _iso(row.reviewed_at), "reviewer_email": row.reviewer_email,
+                  "reviewer_notes": row.reviewer_notes},
+        "approval": None if not facts.has_approval else {
+            "status": facts.approval_status, "approved_at": _iso(facts.approved_at),
+            "reviewer_email": facts.approval_reviewer, "reviewer_notes": facts.approval_notes},
+        "claim": None if not facts.has_claim else {
+            "claimed_by": facts.claimed_by, "claimed_at": _iso(facts.claimed_at),
+            "renewed_at": _iso(facts.renewed_at), "expires_at": _iso(facts.expires_at)},
+        "fingerprint": None if not facts.has_fingerprint else {
+            "fingerprint": facts.fingerprint, "assets": facts.fingerprint_assets,
+            "recorded_at": _iso(facts.recorded_at)},
+    }
+    return Seen(now=now, assets=assets, fingerprint=current, previous=previous, claimed=facts.has_claim,
+                webhooks=facts.webhooks)
 
 
 def clean_reasons(values, asset_keys, assets: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
@@ -129,7 +143,8 @@ def record_decision(
         decided_at=seen.now,
     )
     db.session.add(decision)
-    claims.clear(row.order_id, row.stage_name)
+    if seen.claimed:  # the stage row is locked: no claim can have appeared since before_decision looked
+        claims.drop(row.order_id, row.stage_name)
     return decision
 
 

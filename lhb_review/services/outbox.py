@@ -7,6 +7,7 @@ WEBHOOK_SECRET). Nothing is sent from here: ``services.webhooks`` delivers what 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -137,26 +138,45 @@ def stage_snapshot(order_id: str, stage: str) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class Known:
+    """What a caller has already read or written in this transaction, so enqueue need not read it again:
+    the order's webhooks, the transaction's now(), and the stage's state after the change (as
+    stage_snapshot would answer it)."""
+
+    webhooks: Any
+    now: datetime
+    snapshot: dict[str, Any]
+
+
 def enqueue(
-    order_id: str, stage: str | None, event: str, payload: dict[str, Any] | None = None
+    order_id: str, stage: str | None, event: str, payload: dict[str, Any] | None = None, *,
+    known: Known | None = None,
 ) -> list[WebhookDelivery]:
     """Write one delivery per callback URL of the order into the current transaction (nothing is sent here).
 
     The payload carries the event, the order, the stage's state after the change and ``payload``'s
     extra facts. An order without callback URLs gets no deliveries.
     """
-    db.session.flush()
-    webhooks = db.session.scalar(select(Order.webhooks).where(Order.order_id == order_id))
+    if known is not None:
+        webhooks = known.webhooks
+    else:
+        db.session.flush()
+        webhooks = db.session.scalar(select(Order.webhooks).where(Order.order_id == order_id))
     targets = webhook_targets(webhooks)
     if not targets:
         return []
-    occurred_at = db.session.scalar(select(db.func.now()))
+    if known is not None:
+        occurred_at, snapshot = known.now, known.snapshot
+    else:
+        occurred_at = db.session.scalar(select(db.func.now()))
+        snapshot = stage_snapshot(order_id, stage) if stage else {}
     body = {
         "event": event,
         "order_id": order_id,
         "stage": stage,
         "occurred_at": isoformat(occurred_at),
-        **(stage_snapshot(order_id, stage) if stage else {}),
+        **snapshot,
         "details": payload or {},
     }
     rows = [
