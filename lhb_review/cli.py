@@ -12,15 +12,13 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
 from .commands import ops as ops_commands
-from .commands import pipeline
+from .commands import CLI_ACTOR, fail, pipeline
 from .config import redact
 from .extensions import db
 from .models import User
 from .services import users as user_service
-from .services.actors import Actor
 from .services.errors import DomainError
 
-CLI_ACTOR = Actor(email="cli@localhost", kind="system")
 users_cli = AppGroup("users", help="Manage reviewer and admin accounts.")
 claims_cli = AppGroup("claims", help="Reviewers' claims on stages.")
 
@@ -32,11 +30,6 @@ def register(app: Flask) -> None:
     app.cli.add_command(claims_cli)
     ops_commands.register(app)
     pipeline.register(app)
-
-
-def fail(message: str, code: int = 1):
-    click.secho(message, fg="red", err=True)
-    sys.exit(code)
 
 
 @click.command("seed")

@@ -1,7 +1,6 @@
 """Operator commands: `flask backup ...`, `flask stats`, `flask db-bootstrap`."""
 from __future__ import annotations
 
-import sys
 from datetime import datetime
 from pathlib import Path
 
@@ -10,6 +9,7 @@ from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 
 from ..config import redact
+from . import fail
 from ..extensions import db
 from ..services import backups, bootstrap, opsstats
 
@@ -20,11 +20,6 @@ def register(app: Flask) -> None:
     app.cli.add_command(backup_cli)
     app.cli.add_command(stats_command)
     app.cli.add_command(bootstrap_command)
-
-
-def fail(message: str, code: int = 1):
-    click.secho(message, fg="red", err=True)
-    sys.exit(code)
 
 
 def database_url() -> str:

@@ -11,12 +11,11 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
+from . import CLI_ACTOR, fail
 from ..extensions import db
 from ..services import importer, tokens, webhooks
-from ..services.actors import Actor
 from ..services.errors import DomainError
 
-CLI_ACTOR = Actor(email="cli@localhost", kind="system")
 tokens_cli = AppGroup("tokens", help="API tokens of the pipeline.")
 webhooks_cli = AppGroup("webhooks", help="Deliver decision webhooks from the outbox.")
 
@@ -25,11 +24,6 @@ def register(app: Flask) -> None:
     app.cli.add_command(tokens_cli)
     app.cli.add_command(webhooks_cli)
     app.cli.add_command(import_approvals)
-
-
-def fail(message: str, code: int = 1):
-    click.secho(message, fg="red", err=True)
-    sys.exit(code)
 
 
 @tokens_cli.command("create")
