@@ -6,7 +6,7 @@
 It builds or reuses a bulk database on the configured PostgreSQL server, serves the app with gunicorn
 (2 workers) on a free loopback port, and drives a bounded load from a second process. For each scenario
 it prints requests per second and p50/p95/p99 latency beside two baselines measured in the same run: a
-bare route doing one primary-key lookup (BENCH only) and pgbench's simple-update. It also prints the
+bare route doing one primary-key lookup (added by bench/instruments.py) and pgbench's simple-update. It also prints the
 SQL statements each page issues, the query plans of the queue and search queries, the memory of each
 worker, and which of the targets are met. The output goes to stdout and to bench/results/.
 """
@@ -114,7 +114,6 @@ def app_env(database_url: str, workdir: Path, **extra) -> dict:
             "DATABASE_URL": database_url,
             "APP_ENV": "development",
             "SECRET_KEY": "bench-secret-key-not-for-production",
-            "BENCH": "true",
             "LOG_LEVEL": "WARNING",
             "INSTANCE_PATH": str(workdir / "instance"),
             "ASSET_DIR": str(workdir / "assets"),
@@ -289,7 +288,7 @@ class Gunicorn:
                 "30",
                 "--timeout",
                 "60",
-                "wsgi:app",
+                "bench.instruments:app",
             ],
             cwd=ROOT,
             env=env,
@@ -754,7 +753,7 @@ def build_scenarios(fx: Fixtures, session: Session, token: str | None, applicati
 def queue_cursor_param(application, row) -> str | None:
     """The query string of the queue page that starts after `row` (created_at, id), as the app encodes it."""
     try:
-        from lhb_review.services.queries import encode_cursor
+        from lhb_review.review.queries import encode_cursor
     except ImportError:
         return None
     with application.app_context():

@@ -90,7 +90,7 @@ def prepare(database_url: str, instance: Path, orders: int, reviewers: int) -> d
     from flask_migrate import upgrade
 
     from lhb_review import create_app
-    from lhb_review.services.users import hash_password
+    from lhb_review.ops.users import hash_password
 
     app = create_app({}, env=app_env(database_url, instance))
     with app.app_context():
@@ -127,10 +127,10 @@ def prepare(database_url: str, instance: Path, orders: int, reviewers: int) -> d
 def make_pipeline_token(app) -> str | None:
     """A bearer token for the pipeline process, through the app's own token service when it has one."""
     try:
-        from lhb_review.services import tokens
+        from lhb_review.pipeline import tokens
     except ImportError:
         return None
-    from lhb_review.services.actors import Actor
+    from lhb_review.core.actors import Actor
 
     for name in ("create_token", "create", "issue"):
         create = getattr(tokens, name, None)

@@ -8,8 +8,8 @@ from dotenv import load_dotenv
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from .config import PROJECT_ROOT, ConfigError, build_config, redact
-from .extensions import csrf, db, login_manager, migrate
+from lhb_review.config import PROJECT_ROOT, ConfigError, build_config, redact
+from lhb_review.extensions import csrf, db, login_manager, migrate
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,8 @@ def create_app(config: dict | None = None, env: dict | None = None) -> Flask:
     csrf.init_app(app)
     login_manager.init_app(app)
 
-    from . import auth, benchmark, cli, errors, htmx, metrics, observability, resilience, security, views
+    from lhb_review import api, cli, views
+    from lhb_review.web import auth, errors, htmx, metrics, observability, resilience, security
 
     observability.init_app(app)
     metrics.init_app(app)
@@ -57,9 +58,9 @@ def create_app(config: dict | None = None, env: dict | None = None) -> Flask:
     resilience.init_app(app)
     htmx.init_app(app)
     views.register(app)
+    api.init_app(app)
     errors.register(app)
     cli.register(app)
-    benchmark.init_app(app)
     return app
 
 
@@ -78,7 +79,7 @@ def configure_database(app: Flask) -> None:
     database = app.config["DATABASE"]
     url = database.url
     if url is None:
-        from . import embedded
+        from lhb_review import embedded
 
         pgdata = Path(app.config["INSTANCE_DIR"]) / "pgdata"
         try:

@@ -144,9 +144,6 @@ def build_config(env: dict | None = None) -> dict:
                 "set SECRET_KEY to a long random string (python -c 'import secrets; print(secrets.token_hex(32))')."
             )
         secret = "dev-only-secret-key-not-for-production"
-    bench = env_flag(env, "BENCH", False)
-    if bench and app_env == "production":
-        raise ConfigError("BENCH is for benchmark runs only: it adds an unauthenticated route. Unset it in production.")
     database = DatabaseSettings.from_env(env)
     instance = Path(env.get("INSTANCE_PATH") or DEFAULT_INSTANCE)
     https = env_flag(env, "HTTPS", False)
@@ -179,7 +176,6 @@ def build_config(env: dict | None = None) -> dict:
         "QUEUE_PROJECTS": env_list(env, "QUEUE_PROJECTS", "my-first-adventure,bedtime-hero,space-explorer,dino-friends"),
         "LOG_FORMAT": env.get("LOG_FORMAT", "text"),
         "LOG_LEVEL": env.get("LOG_LEVEL", "INFO"),
-        "BENCH": bench,
         "SLOW_QUERY_MS": env_int(env, "SLOW_QUERY_MS", 500),
         "PG_BIN_DIR": env.get("PG_BIN_DIR") or None,
         "SQLALCHEMY_TRACK_MODIFICATIONS": False,

@@ -7,7 +7,7 @@ from pathlib import Path
 import psycopg2
 from psycopg2 import sql
 
-from .config import normalise_url, url_for_database
+from lhb_review.config import normalise_url, url_for_database
 
 log = logging.getLogger(__name__)
 DATABASE_NAME = "lhb_review"

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 from lhb_review.extensions import db
 from lhb_review.models import Order, ReviewStage, User
-from lhb_review.services.users import hash_password
+from lhb_review.ops.users import hash_password
 
 PASSWORD = "correct horse battery"
 _HASH = hash_password(PASSWORD)

@@ -5,7 +5,7 @@ from sqlalchemy import select, text
 
 from lhb_review.extensions import db
 from lhb_review.models import Approval, ApprovalFingerprint, AuditLog, ReviewStage, StageClaim, StageDecision
-from lhb_review.services.actors import Actor
+from lhb_review.core.actors import Actor
 
 ANA = Actor(email="ana@example.com", ip="192.0.2.20", user_agent="pytest")
 BEN = Actor(email="ben@example.com", ip="192.0.2.21", user_agent="pytest")

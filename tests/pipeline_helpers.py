@@ -9,8 +9,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import requests
 
-from lhb_review.services import tokens
-from lhb_review.services.actors import Actor
+from lhb_review.pipeline import tokens
+from lhb_review.core.actors import Actor
 
 ADMIN_CLI = Actor(email="cli@localhost", kind="system")
 

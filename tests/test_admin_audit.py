@@ -66,7 +66,7 @@ def test_htmx_filter_returns_only_the_rows_fragment(admin):
 def test_keyset_paging_walks_every_row_once_even_with_equal_timestamps(admin):
     for i in range(7):
         add(order_id=f"ORD-P{i}", at=T0 + timedelta(minutes=i // 2))  # pairs share a timestamp
-    from lhb_review.services import audit_query
+    from lhb_review.ops import audit_query
 
     seen, cursor = [], None
     while True:
@@ -105,7 +105,7 @@ def test_csv_export_of_a_filtered_view(admin):
 
 
 def test_csv_export_streams_in_batches(app):
-    from lhb_review.services import audit_query
+    from lhb_review.ops import audit_query
 
     for i in range(5):
         add(order_id=f"ORD-B{i}", at=T0 + timedelta(seconds=i))
@@ -126,6 +126,6 @@ def test_reviewer_filter_matches_token_names_as_written(admin):
 def test_action_choices_list_each_action_once(admin):
     for action in ("stage_rejected", "stage_approved", "stage_approved", "user_created"):
         add(action=action)
-    from lhb_review.services import audit_query
+    from lhb_review.ops import audit_query
 
     assert audit_query.known_actions() == ["login", "stage_approved", "stage_rejected", "user_created"]

@@ -56,7 +56,7 @@ def test_keyset_paging(login_as):
     browser = login_as(make_user(role="admin"))
     first = browser.get("/admin/errors?size=25").get_data(as_text=True)
     assert "Older errors" not in first
-    from lhb_review.services import errorlog
+    from lhb_review.ops import errorlog
 
     rows, cursor = errorlog.list_errors(errorlog.ErrorFilters(), limit=2)
     assert [r.error_id for r in rows] == ["E-PAGE-0000", "E-PAGE-0001"]

@@ -5,7 +5,7 @@ from sqlalchemy import select
 
 from lhb_review.extensions import db
 from lhb_review.models import AuditLog, User
-from lhb_review.services.users import check_password
+from lhb_review.ops.users import check_password
 from tests.factories import PASSWORD, make_user
 from tests.ops_helpers import sign_in
 

@@ -7,9 +7,10 @@ from sqlalchemy import func, select
 
 from lhb_review.extensions import db
 from lhb_review.models import ApiToken, Approval, AuditLog, Order, ReviewStage, WebhookDelivery
-from lhb_review.services import decisions, tokens
-from lhb_review.services.actors import Actor
-from lhb_review.services.errors import AlreadyDecided
+from lhb_review.review import decisions
+from lhb_review.pipeline import tokens
+from lhb_review.core.actors import Actor
+from lhb_review.core.errors import AlreadyDecided
 from tests.factories import make_order, make_order_with_stages
 from tests.pipeline_helpers import ADMIN_CLI, Api, asset, make_token, order_body
 

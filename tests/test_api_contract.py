@@ -10,8 +10,8 @@ from pathlib import Path
 import jsonschema_rs
 import pytest
 
-from lhb_review.services import decisions
-from lhb_review.services.actors import Actor
+from lhb_review.review import decisions
+from lhb_review.core.actors import Actor
 from tests.factories import make_order_with_stages
 from tests.pipeline_helpers import Api, asset, make_token, order_body
 

@@ -6,8 +6,8 @@ from sqlalchemy import func, select, update
 
 from lhb_review.extensions import db
 from lhb_review.models import Approval
-from lhb_review.services.approvals import approve_stage, get_stage_status
-from lhb_review.stages import STAGE_NAMES, UnknownStage
+from lhb_review.review.approvals import approve_stage, get_stage_status
+from lhb_review.core.stages import STAGE_NAMES, UnknownStage
 
 
 def test_stage_names_are_the_pipeline_order():

@@ -12,8 +12,8 @@ from sqlalchemy.engine import make_url
 from lhb_review import create_app
 from lhb_review.extensions import db
 from lhb_review.models import AuditLog, Order
-from lhb_review.services import decisions
-from lhb_review.services.actors import Actor
+from lhb_review.review import decisions
+from lhb_review.core.actors import Actor
 from tests.conftest import admin_connect, plain_dsn, test_env
 from tests.factories import make_order_with_stages
 

@@ -10,9 +10,10 @@ import pytest
 
 from lhb_review.extensions import db
 from lhb_review.models import AuditLog, ErrorLog
-from lhb_review.services import backups, decisions
-from lhb_review.services.actors import Actor
-from lhb_review.services.backups import Tool
+from lhb_review.ops import backups
+from lhb_review.review import decisions
+from lhb_review.core.actors import Actor
+from lhb_review.ops.backups import Tool
 from tests.conftest import plain_dsn
 from tests.factories import make_order_with_stages, make_user
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import text
 
 from lhb_review.extensions import db
-from lhb_review.services.bulk import load_bulk
+from bench.bulk import load_bulk
 from tests.factories import make_order_with_stages
 
 

@@ -5,9 +5,9 @@ import pytest
 from sqlalchemy import text
 
 from lhb_review.extensions import db
-from lhb_review.services import claims, decisions
-from lhb_review.services.claims import ClaimedByOther, NotClaimed
-from lhb_review.services.errors import AlreadyDecided, NotFound
+from lhb_review.review import claims, decisions
+from lhb_review.review.claims import ClaimedByOther, NotClaimed
+from lhb_review.core.errors import AlreadyDecided, NotFound
 from tests.factories import make_order_with_stages
 from tests.flow_helpers import (
     ADMIN,

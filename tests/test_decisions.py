@@ -6,10 +6,10 @@ from sqlalchemy import func, select
 
 from lhb_review.extensions import db
 from lhb_review.models import Approval, AuditLog, ReviewStage
-from lhb_review.services import decisions
-from lhb_review.services.actors import Actor
-from lhb_review.services.errors import AlreadyDecided, Conflict, Forbidden, Invalid, NotFound, StageOutOfOrder
-from lhb_review.stages import UnknownStage
+from lhb_review.review import decisions
+from lhb_review.core.actors import Actor
+from lhb_review.core.errors import AlreadyDecided, Conflict, Forbidden, Invalid, NotFound, StageOutOfOrder
+from lhb_review.core.stages import UnknownStage
 from tests.factories import make_order_with_stages
 
 REVIEWER = Actor(email="rev@example.com", ip="192.0.2.10", user_agent="pytest")

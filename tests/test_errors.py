@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from lhb_review.extensions import db
 from lhb_review.models import ErrorLog
-from lhb_review.observability import choose_request_id
+from lhb_review.web.observability import choose_request_id
 from tests.factories import PASSWORD, make_user
 from tests.ops_helpers import closed_port_url, make_app
 
@@ -149,7 +149,7 @@ def test_log_lines_carry_the_request_id(boom_app, app, caplog):
 def test_json_log_format_writes_one_object_per_line():
     import json
 
-    from lhb_review.observability import RequestIdFilter, make_formatter
+    from lhb_review.web.observability import RequestIdFilter, make_formatter
 
     record = logging.makeLogRecord({"name": "lhb_review.test", "levelname": "WARNING", "levelno": 30,
                                     "msg": "slow %s", "args": ("thing",), "duration_ms": 12.5})

@@ -17,11 +17,12 @@ from flask_migrate import upgrade
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 
-from lhb_review import create_app, resilience
+from lhb_review import create_app
+from lhb_review.web import resilience
 from lhb_review.extensions import db
 from lhb_review.models import Approval, AuditLog, ReviewStage
-from lhb_review.services import decisions
-from lhb_review.services.actors import Actor
+from lhb_review.review import decisions
+from lhb_review.core.actors import Actor
 from tests.conftest import CSRF_RE, Browser, LiveServer, fresh_request_globals, test_env
 from tests.factories import PASSWORD, make_order_with_stages, make_user
 from tests.private_pg import PrivateServer

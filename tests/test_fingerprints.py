@@ -8,11 +8,11 @@ from sqlalchemy import text
 
 from lhb_review.extensions import db
 from lhb_review.models import Order
-from lhb_review.services import claims, decisions, fingerprints, submissions
-from lhb_review.services.approvals import approve_stage, get_stage_status, stage_statuses
-from lhb_review.services.history import AssetsChanged
-from lhb_review.services.tx import transaction
-from lhb_review.stages import Stage
+from lhb_review.review import claims, decisions, fingerprints, submissions
+from lhb_review.review.approvals import approve_stage, get_stage_status, stage_statuses
+from lhb_review.review.history import AssetsChanged
+from lhb_review.core.tx import transaction
+from lhb_review.core.stages import Stage
 from tests.factories import make_order_with_stages
 from tests.flow_helpers import (
     ANA,

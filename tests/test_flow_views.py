@@ -9,7 +9,7 @@ import pytest
 
 from lhb_review.extensions import db
 from lhb_review.models import ReviewStage
-from lhb_review.services import claims, decisions, fingerprints
+from lhb_review.review import claims, decisions, fingerprints
 from tests import upload_files as files
 from tests.factories import make_order_with_stages, make_user
 from tests.flow_helpers import (ANA, BEN, age_decisions, approval_row, audit_actions, audit_rows, claim_row, decision_rows,
@@ -319,7 +319,7 @@ def test_queue_sorts_by_order_date(app, login_as, reviewer):
 
 
 def test_post_pdf_compares_pdf_pages_with_the_illustrations(app, login_as, reviewer):
-    from lhb_review.demo_assets import make_order_assets
+    from lhb_review.ops.demo_assets import make_order_assets
 
     assets = make_order_assets(app.config["ASSET_DIR"], "LHB-CMP-1", "dino-friends", {"name": "Kai"},
                                {"theme": "dinosaur parade"})
@@ -342,8 +342,8 @@ def test_pre_bria_has_nothing_to_compare(app, login_as, reviewer):
 
 
 def test_a_voided_approval_says_what_changed_on_the_page(app, login_as, reviewer, tmp_path):
-    from lhb_review.services import uploads
-    from lhb_review.storage import LocalStorage
+    from lhb_review.review import uploads
+    from lhb_review.core.storage import LocalStorage
 
     order = make_order_with_stages("pending")
     decisions.approve(ANA, order.order_id, "preBria")

@@ -9,8 +9,9 @@ from sqlalchemy import func, select
 
 from lhb_review.extensions import db
 from lhb_review.models import Approval, AuditLog, ReviewStage
-from lhb_review.services import decisions, importer
-from lhb_review.services.actors import Actor
+from lhb_review.review import decisions
+from lhb_review.pipeline import importer
+from lhb_review.core.actors import Actor
 from tests.factories import make_order_with_stages
 
 DATA = Path(__file__).parent / "data" / "import"

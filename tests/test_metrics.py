@@ -6,9 +6,9 @@ import re
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from lhb_review.services import decisions
-from lhb_review.services.actors import Actor
-from lhb_review.services.errors import AlreadyDecided
+from lhb_review.review import decisions
+from lhb_review.core.actors import Actor
+from lhb_review.core.errors import AlreadyDecided
 from tests.factories import make_order_with_stages
 from tests.ops_helpers import make_app
 

@@ -5,8 +5,8 @@ from datetime import datetime, timedelta, timezone
 
 from lhb_review.extensions import db
 from lhb_review.models import Order, ReviewStage
-from lhb_review.services import claims
-from lhb_review.services.next_stage import next_waiting
+from lhb_review.review import claims
+from lhb_review.review.next_stage import next_waiting
 from tests.factories import make_order_with_stages
 from tests.flow_helpers import BEN
 

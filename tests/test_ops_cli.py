@@ -13,7 +13,7 @@ from sqlalchemy.engine import make_url
 
 from lhb_review.extensions import db
 from lhb_review.models import ErrorLog
-from lhb_review.services import backups
+from lhb_review.ops import backups
 from tests.conftest import admin_connect, plain_dsn
 from tests.factories import make_order_with_stages
 from tests.ops_helpers import make_app
@@ -21,7 +21,7 @@ from tests.ops_helpers import make_app
 
 def test_stats_prints_the_useful_queries(runner):
     order = make_order_with_stages("approved", "pending")
-    from lhb_review.services.approvals import approve_stage
+    from lhb_review.review.approvals import approve_stage
 
     approve_stage(order.order_id, "preBria", "ann@example.com")
     db.session.add(ErrorLog(error_id="E-STAT-0001", error_type="KeyError", severity="critical", message="boom"))

@@ -7,8 +7,8 @@ import io
 import pytest
 from PIL import Image
 
-from lhb_review.services import pdf_pages
-from lhb_review.storage import LocalStorage
+from lhb_review.review import pdf_pages
+from lhb_review.core.storage import LocalStorage
 from tests.upload_files import hand_made_pdf, pdf_bytes
 
 

@@ -16,7 +16,7 @@ from werkzeug.exceptions import HTTPException
 
 from lhb_review import create_app
 from lhb_review.extensions import db
-from lhb_review.services.bulk import bulk_order_id, load_bulk
+from bench.bulk import bulk_order_id, load_bulk
 from tests.conftest import Browser, test_env
 from tests.factories import PASSWORD, make_user
 
@@ -38,8 +38,8 @@ def sample_stage() -> tuple[str, str]:
 
 def api_headers() -> dict:
     """A bearer token for the pipeline API (created once per test; the tables are emptied afterwards)."""
-    from lhb_review.services import tokens
-    from lhb_review.services.actors import Actor
+    from lhb_review.pipeline import tokens
+    from lhb_review.core.actors import Actor
 
     global _token
     if _token is None or not db.session.execute(text("SELECT count(*) FROM api_tokens")).scalar():
@@ -227,6 +227,12 @@ def bench_app(database_url, tmp_path, **env):
     return create_app({"TESTING": True}, env=test_env(database_url, tmp_path, **env))
 
 
+def instrumented_app(database_url, tmp_path, **env):
+    from bench.instruments import create_bench_app
+
+    return create_bench_app({"TESTING": True}, env=test_env(database_url, tmp_path, **env))
+
+
 def test_without_bench_there_is_no_bare_route_and_no_sql_header(database_url, tmp_path):
     application = bench_app(database_url, tmp_path)
     assert not any(rule.rule.startswith("/_bench") for rule in application.url_map.iter_rules())
@@ -234,11 +240,12 @@ def test_without_bench_there_is_no_bare_route_and_no_sql_header(database_url, tm
     assert "X-SQL-Count" not in response.headers
 
 
-def test_with_bench_the_bare_route_answers_one_lookup_and_pages_count_statements(app, database_url, tmp_path):
+def test_the_bench_instruments_add_a_bare_route_that_answers_one_lookup_and_count_statements(
+        app, database_url, tmp_path):
     from tests.factories import make_order
 
     order = make_order()
-    application = bench_app(database_url, tmp_path, BENCH="true")
+    application = instrumented_app(database_url, tmp_path)
     client = application.test_client()
     response = client.get(f"/_bench/orders/{order.id}")
     assert response.status_code == 200
@@ -250,11 +257,11 @@ def test_with_bench_the_bare_route_answers_one_lookup_and_pages_count_statements
         db.engine.dispose()
 
 
-def test_bench_is_refused_in_production(database_url, tmp_path):
-    from lhb_review.config import ConfigError
-
-    with pytest.raises(ConfigError, match="BENCH"):
-        bench_app(database_url, tmp_path, BENCH="true", APP_ENV="production")
+def test_no_setting_turns_the_bench_instruments_on_in_the_app_package(database_url, tmp_path):
+    application = bench_app(database_url, tmp_path, BENCH="true")
+    assert not any(rule.rule.startswith("/_bench") for rule in application.url_map.iter_rules())
+    assert "X-SQL-Count" not in application.test_client().get("/login").headers
+    assert "BENCH" not in application.config
 
 
 # ------------------------------------------------------------ a decision costs a fixed number of statements

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from lhb_review.reasons import REASON_CODES, REASONS, UnknownReason, label, parse_reasons
-from lhb_review.services import decisions
-from lhb_review.services.errors import Invalid
+from lhb_review.review.reasons import REASON_CODES, REASONS, UnknownReason, label, parse_reasons
+from lhb_review.review import decisions
+from lhb_review.core.errors import Invalid
 from tests.factories import make_order_with_stages
 from tests.flow_helpers import ANA, approval_row, audit_rows, decision_rows, stage_row
 

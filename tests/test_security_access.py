@@ -6,8 +6,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from lhb_review.services import users as user_service
-from lhb_review.services.actors import Actor
+from lhb_review.ops import users as user_service
+from lhb_review.core.actors import Actor
 from tests.factories import make_order_with_stages, make_user
 from tests.security_routes import ADMIN, API, OPEN_PROBE, PUBLIC, ROUTE_PROBLEMS, ROUTES, SIGNED_IN
 from tests.world import World

@@ -17,8 +17,8 @@ from flask import Flask
 from lhb_review import create_app
 from lhb_review.extensions import db
 from lhb_review.models import AuditLog, User
-from lhb_review.services import users as user_service
-from lhb_review.services.actors import Actor
+from lhb_review.ops import users as user_service
+from lhb_review.core.actors import Actor
 from tests.conftest import ROOT, Browser, test_env
 from tests.factories import PASSWORD, make_user
 

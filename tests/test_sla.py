@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from lhb_review.extensions import db
 from lhb_review.models import Order, ReviewStage
-from lhb_review.services import sla
+from lhb_review.review import sla
 from tests.factories import make_order_with_stages
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)

@@ -9,8 +9,8 @@ import sys
 import psycopg2
 import pytest
 
-from lhb_review.services import decisions
-from lhb_review.services.actors import Actor
+from lhb_review.review import decisions
+from lhb_review.core.actors import Actor
 from tests.conftest import ROOT, plain_dsn
 from tests.factories import make_order_with_stages
 

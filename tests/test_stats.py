@@ -9,7 +9,7 @@ import pytest
 
 from lhb_review.extensions import db
 from lhb_review.models import AuditLog
-from lhb_review.services import opsstats
+from lhb_review.ops import opsstats
 from tests.factories import make_order, make_stage, make_user
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)

@@ -6,7 +6,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from lhb_review.config import ConfigError, build_config
-from lhb_review.storage import InvalidKey, LocalStorage, S3Storage, StorageError, check_key, from_config
+from lhb_review.core.storage import InvalidKey, LocalStorage, S3Storage, StorageError, check_key, from_config
 
 S3_ENV = {"STORAGE_BACKEND": "s3", "S3_ENDPOINT_URL": "https://acc123.r2.cloudflarestorage.com",
           "S3_BUCKET": "lhb-assets", "S3_ACCESS_KEY_ID": "AKIDEXAMPLE", "S3_SECRET_ACCESS_KEY": "secretexample"}

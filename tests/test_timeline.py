@@ -5,7 +5,7 @@ from sqlalchemy import text
 
 from lhb_review.extensions import db
 from lhb_review.models import AuditLog, ErrorLog
-from lhb_review.services import claims, decisions, timeline
+from lhb_review.review import claims, decisions, timeline
 from tests.factories import make_order_with_stages
 from tests.flow_helpers import ANA, BEN
 
@@ -74,7 +74,7 @@ def test_other_actions_and_the_limit(app):
 
 
 def test_errors_on_an_order_route_name_the_order(app):
-    from lhb_review.errors import _error_context
+    from lhb_review.web.errors import _error_context
 
     with app.test_request_context("/orders/ORD-9/timeline"):
         assert _error_context().details["order_id"] == "ORD-9"

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from lhb_review.services import claims, decisions, undo
-from lhb_review.services.errors import Conflict, Forbidden
-from lhb_review.services.undo import NothingToUndo, UndoWindowClosed
+from lhb_review.review import claims, decisions, undo
+from lhb_review.core.errors import Conflict, Forbidden
+from lhb_review.review.undo import NothingToUndo, UndoWindowClosed
 from tests.factories import make_order_with_stages
 from tests.flow_helpers import (
     ADMIN,

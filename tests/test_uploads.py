@@ -5,12 +5,12 @@ import pytest
 
 from lhb_review.extensions import db
 from lhb_review.models import Order
-from lhb_review.services import claims, decisions, fingerprints
-from lhb_review.services.approvals import get_stage_status
-from lhb_review.services.claims import ClaimedByOther
-from lhb_review.services.errors import Invalid, NotFound
-from lhb_review.services.uploads import StorageUnavailable, check_upload, replace_asset
-from lhb_review.storage import LocalStorage
+from lhb_review.review import claims, decisions, fingerprints
+from lhb_review.review.approvals import get_stage_status
+from lhb_review.review.claims import ClaimedByOther
+from lhb_review.core.errors import Invalid, NotFound
+from lhb_review.review.uploads import StorageUnavailable, check_upload, replace_asset
+from lhb_review.core.storage import LocalStorage
 from tests import upload_files as files
 from tests.factories import make_order_with_stages
 from tests.flow_helpers import ANA, BEN, approval_row, audit_actions, audit_rows, stage_row

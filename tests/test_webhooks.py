@@ -19,8 +19,9 @@ from sqlalchemy import func, select, update
 from lhb_review.api.openapi import build_spec
 from lhb_review.extensions import db
 from lhb_review.models import AuditLog, WebhookAttempt, WebhookDelivery
-from lhb_review.services import decisions, webhooks
-from lhb_review.services.actors import Actor
+from lhb_review.review import decisions
+from lhb_review.pipeline import webhooks
+from lhb_review.core.actors import Actor
 from tests.factories import make_order_with_stages, make_user
 from tests.pipeline_helpers import Receiver
 

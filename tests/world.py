@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 
 from lhb_review.extensions import db
 from lhb_review.models import ErrorLog
-from lhb_review.demo_assets import draw_page, pdf_bytes, png_bytes, write_asset
-from lhb_review.services import users as user_service
-from lhb_review.services.actors import Actor
+from lhb_review.ops.demo_assets import draw_page, pdf_bytes, png_bytes, write_asset
+from lhb_review.ops import users as user_service
+from lhb_review.core.actors import Actor
 from tests.conftest import Browser
 from tests.factories import PASSWORD, make_order_with_stages, make_user
 from tests.security_routes import Route
@@ -19,7 +19,7 @@ ADMIN_ACTOR = Actor(email="setup@example.com", is_admin=True)
 def make_api_token(name: str = "walk-token") -> str | None:
     """A bearer token through the app's token service, or None while the app has no API tokens."""
     try:
-        from lhb_review.services import tokens
+        from lhb_review.pipeline import tokens
     except ImportError:
         return None
     for fn in ("create_token", "create", "issue"):
@@ -93,8 +93,8 @@ class World:
             "admin.create_user": {"email": "walk-new@example.com", "password": "a long new password",
                                   "role": "reviewer"},
             "admin.change_role": {"role": "admin"},
-            "orders.approve": {"notes": "looks right"},
-            "orders.reject": {"notes": "the colours are off", "reasons": "print_quality"},
+            "review.approve": {"notes": "looks right"},
+            "review.reject": {"notes": "the colours are off", "reasons": "print_quality"},
             "admin.reset_password": {"password": "another long password"},
         }
         return dict(forms.get(route.endpoint, {}))

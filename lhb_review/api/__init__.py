@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Flask, request
+from flask import Flask, request
 
-from ..extensions import csrf
+from lhb_review.api import common, views  # noqa: F401 - routes and handlers attach themselves to bp
+from lhb_review.api.common import bp
+from lhb_review.extensions import csrf
 
-bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 
 def init_app(app: Flask) -> None:
-    from . import common, views  # noqa: F401 - routes and handlers attach themselves to bp
-
     app.config.setdefault("API_MAX_BODY_BYTES", 1024 * 1024)
     csrf.exempt(bp)
     app.register_blueprint(bp)

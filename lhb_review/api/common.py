@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import json
 
-from flask import current_app, g, jsonify, request
+from flask import Blueprint, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from ..auth import client_ip
-from ..services import tokens
-from ..services.actors import Actor
-from ..services.errors import DomainError
-from ..stages import UnknownStage
-from . import bp
+from lhb_review.web.auth import client_ip
+from lhb_review.pipeline import tokens
+from lhb_review.core.actors import Actor
+from lhb_review.core.errors import DomainError
+from lhb_review.core.stages import UnknownStage
 
 PUBLIC_ENDPOINTS = {"api.openapi"}
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 
 class ApiError(Exception):

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ..services.orders import PLATFORMS
-from ..stages import STAGE_NAMES, StageStatus
+from lhb_review.pipeline.orders import PLATFORMS
+from lhb_review.core.stages import STAGE_NAMES, StageStatus
 
 NULLABLE_STRING = {"type": ["string", "null"]}
 NULLABLE_DATETIME = {"type": ["string", "null"], "format": "date-time"}

@@ -11,16 +11,16 @@ from datetime import datetime
 from flask import jsonify, request, url_for
 from sqlalchemy import String, and_, bindparam, or_, select, tuple_
 
-from ..extensions import db
-from ..models import Approval, ApprovalFingerprint, AuditLog, Order, ReviewStage
-from ..models.core import stage_assets
-from ..services import decisions, orders, outbox, submissions
-from ..services.approvals import stage_statuses, status_answer
-from ..services.errors import AlreadyDecided, Invalid, NotFound
-from ..stages import STAGE_NAMES, StageStatus, parse_stage
-from . import bp
-from .common import api_actor, json_body
-from .openapi import build_spec
+from lhb_review.extensions import db
+from lhb_review.models import Approval, ApprovalFingerprint, AuditLog, Order, ReviewStage
+from lhb_review.models.core import stage_assets
+from lhb_review.review import decisions, outbox, submissions
+from lhb_review.pipeline import orders
+from lhb_review.review.approvals import stage_statuses, status_answer
+from lhb_review.core.errors import AlreadyDecided, Invalid, NotFound
+from lhb_review.core.stages import STAGE_NAMES, StageStatus, parse_stage
+from lhb_review.api.common import api_actor, bp, json_body
+from lhb_review.api.openapi import build_spec
 
 STATUSES = tuple(s.value for s in StageStatus)
 DEFAULT_LIMIT, MAX_LIMIT = 50, 200

@@ -10,8 +10,8 @@ from sqlalchemy import DateTime, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from ..extensions import db
-from .core import NOW, UUID_PK
+from lhb_review.extensions import db
+from lhb_review.models.core import NOW, UUID_PK
 
 
 class ApiToken(db.Model):

@@ -10,7 +10,7 @@ from sqlalchemy import Boolean, DateTime, ForeignKey, Index, String, Text, Uniqu
 from sqlalchemy.dialects.postgresql import INET, JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from ..extensions import db
+from lhb_review.extensions import db
 
 UUID_PK = dict(primary_key=True, server_default=text("gen_random_uuid()"))
 NOW = text("now()")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from sqlalchemy import Index, text
 
-from .core import AuditLog, Order, ReviewStage
+from lhb_review.models.core import AuditLog, Order, ReviewStage
 
 # The statuses a reviewer still has to act on; the partial indexes below are only used by queries
 # whose WHERE clause implies exactly this predicate.

@@ -9,8 +9,8 @@ from sqlalchemy import DateTime, ForeignKeyConstraint, Index, String, Text, text
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ..extensions import db
-from .core import ErrorLog
+from lhb_review.extensions import db
+from lhb_review.models.core import ErrorLog
 
 NOW = text("now()")
 EMPTY_LIST = text("'[]'::jsonb")

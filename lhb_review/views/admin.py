@@ -16,13 +16,13 @@ from flask import (
 )
 from sqlalchemy import select
 
-from ..auth import admin_required, current_actor
-from ..extensions import db
-from ..htmx import wants_fragment
-from ..models import User
-from ..services import audit_query, errorlog
-from ..services import users as user_service
-from ..services.errors import DomainError, Invalid
+from lhb_review.web.auth import admin_required, current_actor
+from lhb_review.extensions import db
+from lhb_review.web.htmx import wants_fragment
+from lhb_review.models import User
+from lhb_review.ops import audit_query, errorlog
+from lhb_review.ops import users as user_service
+from lhb_review.core.errors import DomainError, Invalid
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, abort, current_app, redirect, send_from_directory
 from flask_login import login_required
 
-from ..storage import InvalidKey, check_key, get_storage
+from lhb_review.core.storage import InvalidKey, check_key, get_storage
 
 bp = Blueprint("assets", __name__)
 

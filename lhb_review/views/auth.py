@@ -8,11 +8,11 @@ from flask import Blueprint, current_app, flash, g, redirect, render_template, r
 from flask_limiter.util import get_remote_address
 from flask_login import current_user, login_required, login_user, logout_user
 
-from ..auth import client_ip
-from ..extensions import limiter
-from ..services import sessions
-from ..services.actors import Actor
-from ..services.users import check_password, find_by_email, normalise_email
+from lhb_review.web.auth import client_ip
+from lhb_review.extensions import limiter
+from lhb_review.ops import sessions
+from lhb_review.core.actors import Actor
+from lhb_review.ops.users import check_password, find_by_email, normalise_email
 
 bp = Blueprint("auth", __name__)
 FAILED_MESSAGE = "That e-mail and password do not match an active account."

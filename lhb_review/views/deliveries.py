@@ -8,10 +8,10 @@ from datetime import datetime
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from sqlalchemy import and_, func, or_, select
 
-from ..auth import admin_required, current_actor
-from ..extensions import db
-from ..models import WebhookDelivery
-from ..services import webhooks
+from lhb_review.web.auth import admin_required, current_actor
+from lhb_review.extensions import db
+from lhb_review.models import WebhookDelivery
+from lhb_review.pipeline import webhooks
 
 bp = Blueprint("deliveries", __name__, url_prefix="/admin/deliveries")
 PAGE = 50

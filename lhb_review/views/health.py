@@ -6,8 +6,8 @@ from functools import lru_cache
 
 from flask import Blueprint, Response, current_app, jsonify
 
-from ..config import PROJECT_ROOT
-from ..extensions import csrf, db
+from lhb_review.config import PROJECT_ROOT
+from lhb_review.extensions import csrf, db
 
 bp = Blueprint("health", __name__)
 log = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ def readyz():
 
 @bp.get("/metrics")
 def metrics():
-    from ..metrics import render
+    from lhb_review.web.metrics import render
 
     body, content_type = render(current_app._get_current_object())
     return Response(body, content_type=content_type, headers={"Cache-Control": "no-store"})

@@ -1,15 +1,18 @@
-"""The review queue: stages waiting for a reviewer, filtered and paged by keyset, with counts at a glance."""
+"""The review queue: stages waiting for a reviewer, filtered and paged by keyset, with counts at a glance;
+and the reviewer's way through it (start, next, previous), which follows the filter they came from."""
 from __future__ import annotations
 
-from flask import Blueprint, render_template, request, url_for
-from flask_login import login_required
+from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask_login import current_user, login_required
+from werkzeug.datastructures import MultiDict
 
-from ..htmx import wants_fragment
-from ..services import queries, sla
-from ..services.queries import BadQuery
-from . import flow
+from lhb_review.models import Order, ReviewStage
+from lhb_review.review import next_stage, queries, sla
+from lhb_review.review.queries import BadQuery
+from lhb_review.web.htmx import wants_fragment
 
 bp = Blueprint("queue", __name__)
+QUEUE_FILTER_KEY = "queue_filter"
 
 
 @bp.get("/")
@@ -23,7 +26,7 @@ def index():
         return render_template(template, error=exc.message, page=None, filter=queries.QueueFilter(),
                                **_page_context(fragment=wants_fragment())), exc.status
     page = queries.queue_page(queue_filter)
-    flow.remember_queue_filter(queue_filter.params(cursor=None, size=queries.DEFAULT_PAGE_SIZE))
+    remember_queue_filter(queue_filter.params(cursor=None, size=queries.DEFAULT_PAGE_SIZE))
     body = render_template(template, page=page, filter=queue_filter, error=None,
                            **_page_context(fragment=wants_fragment()))
     # The address bar gets the short form of the filter (no empty fields, no defaults), so it is worth sharing.
@@ -42,3 +45,53 @@ def _page_context(*, fragment: bool) -> dict:
         "status_filters": queries.STATUS_FILTERS,
         "sorts": sla.SORTS,
     }
+
+
+@bp.get("/queue/next")
+@login_required
+def start():
+    """Open the first stage the reviewer can act on under their queue filter."""
+    found = next_waiting()
+    if found is None:
+        return back_to_queue("Nothing is waiting that you can act on in this queue.")
+    return redirect(url_for("review.stage", order_id=found[0], stage=found[1]), 303)
+
+
+# --- the filter the reviewer came from -----------------------------------------------------------------
+
+def remember_queue_filter(params: dict) -> None:
+    """So "next waiting stage" follows the filter the reviewer came from."""
+    if session.get(QUEUE_FILTER_KEY) != params:
+        session[QUEUE_FILTER_KEY] = params
+
+
+def remembered_filter() -> dict:
+    return session.get(QUEUE_FILTER_KEY) or {}
+
+
+def queue_filter_clauses() -> list:
+    try:
+        f = queries.parse_queue_filter(MultiDict(remembered_filter()))
+    except BadQuery:
+        return []
+    clauses = []
+    if f.stage:
+        clauses.append(ReviewStage.stage_name == f.stage)
+    if f.platform:
+        clauses.append(Order.platform == f.platform)
+    if f.project:
+        clauses.append(Order.project == f.project)
+    if f.q:
+        clauses.append(queries.search_clause(f.q))
+    return clauses
+
+
+def next_waiting(current: tuple[str, str] | None = None, direction: str = "next") -> tuple[str, str] | None:
+    """The (order_id, stage) the reviewer can act on after ``current`` in their queue, or None."""
+    return next_stage.next_waiting(current_user.email, current=current, filters=queue_filter_clauses(),
+                                   sort=remembered_filter().get("sort", "age"), direction=direction)
+
+
+def back_to_queue(message: str):
+    flash(message, "success")
+    return redirect(url_for("queue.index", **remembered_filter()), 303)

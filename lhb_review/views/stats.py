@@ -4,7 +4,8 @@ from __future__ import annotations
 from flask import Blueprint, render_template, request
 from flask_login import login_required
 
-from ..services import opsstats
+from lhb_review.ops import opsstats
+from lhb_review.review import reports
 
 bp = Blueprint("stats", __name__)
 PERIODS = (7, 30, 90, 365)
@@ -67,3 +68,11 @@ def index():
         label_width=LABEL_WIDTH, bar_width=BAR_WIDTH, row_height=ROW_HEIGHT,
         duration=opsstats.format_duration,
     )
+
+
+@bp.get("/reports/rejects")
+@login_required
+def reject_report():
+    period = reports.parse_period(request.args.get("period"))
+    return render_template("reports/rejects.html", report=reports.reject_report(period), period=period,
+                           periods=reports.PERIODS)

@@ -6,9 +6,9 @@ from typing import Any
 
 from flask import Flask
 
-from .. import reasons
-from ..services import sla
-from ..stages import STAGE_LABELS, Stage
+from lhb_review.review import reasons
+from lhb_review.review import sla
+from lhb_review.core.stages import STAGE_LABELS, Stage
 
 STATUS_LABELS = {
     "pending": "Pending",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lhb_review.demo_assets import draw_page, pdf_bytes, png_bytes, write_asset
+from lhb_review.ops.demo_assets import draw_page, pdf_bytes, png_bytes, write_asset
 from tests.factories import make_order_with_stages, make_user
 from tests.security_routes import ROUTES
 
@@ -141,7 +141,7 @@ def test_the_queue_filter_swaps_the_list_under_the_policy(watched_page, browser_
 
 
 PAGES = [r for r in ROUTES if r.method == "GET" and not r.rule.startswith(("/api/", "/static", "/assets", "/metrics"))
-         and r.endpoint not in ("admin.audit_csv", "orders.action_page")]
+         and r.endpoint not in ("admin.audit_csv", "review.action_page")]
 
 
 def test_every_page_renders_without_a_policy_violation(watched_page, browser_login, app, book_assets):

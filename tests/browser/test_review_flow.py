@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import select
 
-from lhb_review.demo_assets import make_order_assets
+from lhb_review.ops.demo_assets import make_order_assets
 from lhb_review.extensions import db
 from lhb_review.models import Approval, AuditLog, ReviewStage
 from tests.factories import make_order, make_stage, make_user
@@ -188,7 +188,7 @@ def test_forms_work_without_javascript(app, chromium, live_server, browser_login
 
 
 def test_demo_data_screenshots(app, page, browser_login, screenshot, reviewer):
-    from lhb_review.services.seed import seed_demo
+    from lhb_review.ops.seed import seed_demo
 
     seed_demo(27, app.config["ASSET_DIR"])
     browser_login(page, reviewer)

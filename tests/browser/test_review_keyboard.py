@@ -7,11 +7,11 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import select
 
-from lhb_review.demo_assets import make_order_assets
+from lhb_review.ops.demo_assets import make_order_assets
 from lhb_review.extensions import db
 from lhb_review.models import AuditLog, ReviewStage, StageDecision
-from lhb_review.services import claims, decisions
-from lhb_review.services.actors import Actor
+from lhb_review.review import claims, decisions
+from lhb_review.core.actors import Actor
 from tests.factories import make_order, make_stage, make_user
 
 SPECS = {"name": "Noor", "age": 6, "pronouns": "she/her", "skin_tone": "tan",

@@ -1,0 +1,1 @@
+"""The benchmark and its instruments; never part of the app that is served."""

@@ -1,0 +1,68 @@
+"""Sign-in sessions: the per-user session token that every cookie carries, and the audited sign-in events."""
+from __future__ import annotations
+
+import hmac
+import secrets
+import uuid
+
+from sqlalchemy import update
+
+from lhb_review.extensions import db
+from lhb_review.models import User
+from lhb_review.core import audit
+from lhb_review.core.actors import Actor
+from lhb_review.core.tx import transaction
+
+FAILED_LOGIN_REASON = "bad credentials"
+
+
+def new_token() -> str:
+    return secrets.token_hex(32)
+
+
+def rotate_token(user: User) -> None:
+    """Give the user a new session token in the current transaction: every cookie issued before is void."""
+    user.session_token = new_token()
+
+
+def session_id(user: User) -> str:
+    return user.get_id()
+
+
+def load(session_value: str | None) -> User | None:
+    """The active user named by a session or remember cookie value "<user id>:<token>", or None.
+
+    A cookie from before a sign-out, a password reset or a disable carries an old token and loads nobody.
+    """
+    user_id, _, token = (session_value or "").partition(":")
+    try:
+        key = uuid.UUID(user_id)
+    except (ValueError, TypeError):
+        return None
+    if not token:
+        return None
+    user = db.session.get(User, key)
+    if user is None or not user.active:
+        return None
+    if not hmac.compare_digest(user.session_token.encode(), token.encode("utf-8", "replace")):
+        return None
+    return user
+
+
+def signed_in(actor: Actor) -> None:
+    """Audit a successful sign-in (``login``)."""
+    with transaction():
+        audit.record(actor, "login")
+
+
+def sign_in_failed(actor: Actor) -> None:
+    """Audit a refused sign-in (``login_failed``); the same whether or not the e-mail belongs to anyone."""
+    with transaction():
+        audit.record(actor, "login_failed", details={"reason": FAILED_LOGIN_REASON})
+
+
+def signed_out(actor: Actor, user: User) -> None:
+    """Sign the user out on every device: a new session token and a ``logout`` audit row, together."""
+    with transaction():
+        db.session.execute(update(User).where(User.id == user.id).values(session_token=new_token()))
+        audit.record(actor, "logout")

@@ -1,0 +1,187 @@
+"""The webhook outbox: events written in the decision's own transaction, one delivery per callback URL.
+
+Callback URLs live in ``orders.webhooks`` as a list whose items are either a URL string or an object
+``{"url": ..., "secret": ...}`` (the secret, when given, signs that URL's deliveries instead of
+WEBHOOK_SECRET). Nothing is sent from here: ``services.webhooks`` delivers what is written here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy import select
+
+from lhb_review.extensions import db
+from lhb_review.models import AuditLog, Order, ReviewStage, WebhookDelivery
+from lhb_review.review.approvals import stage_statuses
+
+MAX_WEBHOOKS = 10
+MAX_URL = 2000
+MIN_SECRET, MAX_SECRET = 16, 256
+EVENTS = ("stage_approved", "stage_rejected", "stage_reopened", "stage_undone", "approval_voided")
+
+
+def parse_webhooks(value: Any) -> tuple[list[dict[str, str]] | None, dict[str, str]]:
+    """Validate the ``webhooks`` field of an order: (normalised list or None, errors by field path)."""
+    if value is None:
+        return None, {}
+    if not isinstance(value, list):
+        return None, {"webhooks": "A list of callback URLs, or of objects with url and secret."}
+    if len(value) > MAX_WEBHOOKS:
+        return None, {"webhooks": f"At most {MAX_WEBHOOKS} callback URLs."}
+    result: list[dict[str, str]] = []
+    errors: dict[str, str] = {}
+    seen: set[str] = set()
+    for i, item in enumerate(value):
+        where = f"webhooks[{i}]"
+        entry: dict[str, str] = {}
+        if isinstance(item, str):
+            url, secret = item, None
+        elif isinstance(item, dict):
+            unknown = set(item) - {"url", "secret"}
+            if unknown:
+                errors[where] = f"Unknown keys: {', '.join(sorted(map(str, unknown)))}; use url and secret."
+                continue
+            url, secret = item.get("url"), item.get("secret")
+        else:
+            errors[where] = "A URL string or an object with url and secret."
+            continue
+        problem = url_problem(url)
+        if problem:
+            errors[f"{where}.url" if isinstance(item, dict) else where] = problem
+            continue
+        if url in seen:
+            errors[where] = "This URL is listed twice."
+            continue
+        seen.add(url)
+        entry["url"] = url
+        if secret is not None:
+            if not isinstance(secret, str) or not MIN_SECRET <= len(secret) <= MAX_SECRET or "\x00" in secret:
+                errors[f"{where}.secret"] = (
+                    f"A secret is a string of {MIN_SECRET} to {MAX_SECRET} characters."
+                )
+                continue
+            entry["secret"] = secret
+        result.append(entry)
+    return (None if errors else result), errors
+
+
+def url_problem(url: Any) -> str | None:
+    if not isinstance(url, str) or not url:
+        return "A callback URL is required."
+    if len(url) > MAX_URL or any(c.isspace() or ord(c) < 32 for c in url):
+        return f"A URL of at most {MAX_URL} characters without spaces."
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises on a malformed port
+    except ValueError:
+        return "Not a valid URL."
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "An http:// or https:// URL with a host."
+    if parts.username or parts.password:
+        return "Credentials do not belong in the URL; give a secret instead."
+    return None
+
+
+def webhook_targets(webhooks: Any) -> list[dict[str, str]]:
+    """The usable callback entries of a stored ``orders.webhooks`` value (invalid items are ignored)."""
+    targets, _ = parse_webhooks(webhooks if isinstance(webhooks, list) else None)
+    if targets is None and isinstance(webhooks, list):
+        # A row written before validation existed: keep the items that are valid on their own.
+        targets = [t for item in webhooks for t in (parse_webhooks([item])[0] or [])]
+    return targets or []
+
+
+def secret_for(order_id: str, url: str) -> str | None:
+    """The per-URL secret the order configures for ``url`` now, if any."""
+    webhooks = db.session.scalar(select(Order.webhooks).where(Order.order_id == order_id))
+    for target in webhook_targets(webhooks):
+        if target["url"] == url:
+            return target.get("secret")
+    return None
+
+
+def isoformat(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+DECISION_ACTIONS = ("stage_approved", "stage_rejected", "stage_reopened", "stage_undone")
+
+
+def decision_reasons(order_id: str, stage: str) -> list:
+    """The reasons of the stage's latest decision (stored in its audit row's details), or []."""
+    details = db.session.scalar(
+        select(AuditLog.details)
+        .where(AuditLog.order_id == order_id, AuditLog.stage == stage, AuditLog.action.in_(DECISION_ACTIONS))
+        .order_by(AuditLog.created_at.desc(), AuditLog.id.desc())
+        .limit(1)
+    )
+    reasons = (details or {}).get("reasons") if isinstance(details, dict) else None
+    return reasons if isinstance(reasons, list) else []
+
+
+def stage_snapshot(order_id: str, stage: str) -> dict[str, Any]:
+    """What the pipeline knows a stage by: the approval store's answer and the review state."""
+    row = db.session.scalar(
+        select(ReviewStage).where(ReviewStage.order_id == order_id, ReviewStage.stage_name == stage)
+    )
+    return {
+        "status": stage_statuses([(order_id, stage)])[(order_id, stage)],
+        "review_status": row.status if row else None,
+        "reviewer": row.reviewer_email if row else None,
+        "notes": row.reviewer_notes if row else None,
+        "reviewed_at": isoformat(row.reviewed_at) if row else None,
+        "reasons": decision_reasons(order_id, stage),
+    }
+
+
+@dataclass(frozen=True)
+class Known:
+    """What a caller has already read or written in this transaction, so enqueue need not read it again:
+    the order's webhooks, the transaction's now(), and the stage's state after the change (as
+    stage_snapshot would answer it)."""
+
+    webhooks: Any
+    now: datetime
+    snapshot: dict[str, Any]
+
+
+def enqueue(
+    order_id: str, stage: str | None, event: str, payload: dict[str, Any] | None = None, *,
+    known: Known | None = None,
+) -> list[WebhookDelivery]:
+    """Write one delivery per callback URL of the order into the current transaction (nothing is sent here).
+
+    The payload carries the event, the order, the stage's state after the change and ``payload``'s
+    extra facts. An order without callback URLs gets no deliveries.
+    """
+    if known is not None:
+        webhooks = known.webhooks
+    else:
+        db.session.flush()
+        webhooks = db.session.scalar(select(Order.webhooks).where(Order.order_id == order_id))
+    targets = webhook_targets(webhooks)
+    if not targets:
+        return []
+    if known is not None:
+        occurred_at, snapshot = known.now, known.snapshot
+    else:
+        occurred_at = db.session.scalar(select(db.func.now()))
+        snapshot = stage_snapshot(order_id, stage) if stage else {}
+    body = {
+        "event": event,
+        "order_id": order_id,
+        "stage": stage,
+        "occurred_at": isoformat(occurred_at),
+        **snapshot,
+        "details": payload or {},
+    }
+    rows = [
+        WebhookDelivery(order_id=order_id, stage=stage, event=event, url=target["url"], payload=body)
+        for target in targets
+    ]
+    db.session.add_all(rows)
+    return rows

@@ -1,0 +1,359 @@
+"""Read-side queries shared by the review pages, the API and the CLI: the queue, an order, a stage's history.
+
+The queue is review_stages joined to orders, oldest first by (review_stages.created_at, review_stages.id),
+paged by keyset on that pair with an opaque signed cursor. Nothing here uses OFFSET or an exact COUNT over
+the big tables: counts are capped, and every page issues a fixed number of statements whatever the data.
+"""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any, Mapping
+
+from flask import current_app
+from itsdangerous import BadData, URLSafeSerializer
+from sqlalchemy import and_, case, func, literal, literal_column, or_, select, tuple_, union_all
+from sqlalchemy.orm import joinedload
+
+from lhb_review.extensions import db
+from lhb_review.models import AuditLog, Order, ReviewStage, StageClaim
+from lhb_review.core.stages import STAGE_NAMES, STAGE_ORDER, WAITING, StageStatus
+from lhb_review.review import sla
+from lhb_review.core.errors import DomainError
+
+PAGE_SIZES = (25, 50, 100)
+DEFAULT_PAGE_SIZE = 50
+COUNT_CAP = 1000
+MAX_SEARCH = 200
+MAX_FILTER_VALUE = 100
+HISTORY_LIMIT = 50
+ORDER_AUDIT_LIMIT = 200
+WAITING_FILTER = "waiting"
+ANY_STATUS = "any"
+STATUS_FILTERS = (WAITING_FILTER, *(s.value for s in StageStatus), ANY_STATUS)
+
+
+class BadQuery(DomainError):
+    """A filter, search or cursor the queue cannot use (malformed or tampered): answered with 400."""
+
+    status = 400
+    code = "bad_query"
+
+
+@dataclass(frozen=True)
+class QueueFilter:
+    """What the reviewer asked the queue for; every field maps onto a query string parameter."""
+
+    stage: str | None = None
+    status: str = WAITING_FILTER
+    platform: str | None = None
+    project: str | None = None
+    q: str | None = None
+    size: int = DEFAULT_PAGE_SIZE
+    cursor: str | None = None
+    sort: str = sla.DEFAULT_SORT
+
+    def params(self, **changes) -> dict[str, Any]:
+        """The query string for this filter (defaults left out, so shared URLs stay short)."""
+        values = replace(self, **changes) if changes else self
+        out = {
+            "stage": values.stage,
+            "status": values.status if values.status != WAITING_FILTER else None,
+            "platform": values.platform,
+            "project": values.project,
+            "q": values.q,
+            "size": values.size if values.size != DEFAULT_PAGE_SIZE else None,
+            "sort": values.sort if values.sort != sla.DEFAULT_SORT else None,
+            "cursor": values.cursor,
+        }
+        return {k: v for k, v in out.items() if v not in (None, "")}
+
+    @property
+    def is_default(self) -> bool:
+        return not self.params(size=DEFAULT_PAGE_SIZE, cursor=None)
+
+
+def _text_param(args: Mapping[str, str], name: str, limit: int) -> str | None:
+    value = (args.get(name) or "").strip()
+    if not value:
+        return None
+    if "\x00" in value or any(ord(c) < 32 for c in value):
+        raise BadQuery(f"The {name} filter contains control characters; remove them and try again.")
+    if len(value) > limit:
+        raise BadQuery(f"The {name} filter is limited to {limit} characters.")
+    return value
+
+
+def page_size(raw: str | None) -> int:
+    """One of PAGE_SIZES: a number in between is rounded up, a larger one is capped."""
+    if raw is None or raw.strip() == "":
+        return DEFAULT_PAGE_SIZE
+    try:
+        wanted = int(raw)
+    except ValueError:
+        raise BadQuery(f"Page size must be a number: one of {', '.join(map(str, PAGE_SIZES))}.") from None
+    return next((size for size in PAGE_SIZES if wanted <= size), PAGE_SIZES[-1])
+
+
+def parse_queue_filter(args: Mapping[str, str]) -> QueueFilter:
+    """A QueueFilter from query parameters; BadQuery (400) names the parameter that cannot be used."""
+    stage = _text_param(args, "stage", MAX_FILTER_VALUE)
+    if stage is not None and stage not in STAGE_NAMES:
+        raise BadQuery(f"Unknown stage {stage!r}: choose one of {', '.join(STAGE_NAMES)}.")
+    status = _text_param(args, "status", MAX_FILTER_VALUE) or WAITING_FILTER
+    if status not in STATUS_FILTERS:
+        raise BadQuery(f"Unknown status {status!r}: choose one of {', '.join(STATUS_FILTERS)}.")
+    sort = _text_param(args, "sort", MAX_FILTER_VALUE) or sla.DEFAULT_SORT
+    if sort not in sla.SORTS:
+        raise BadQuery(f"Unknown sort {sort!r}: choose one of {', '.join(sla.SORTS)}.")
+    cursor = _text_param(args, "cursor", 500)
+    if cursor is not None:
+        decode_cursor(cursor)
+    return QueueFilter(
+        stage=stage,
+        status=status,
+        platform=_text_param(args, "platform", MAX_FILTER_VALUE),
+        project=_text_param(args, "project", MAX_FILTER_VALUE),
+        q=_text_param(args, "q", MAX_SEARCH),
+        size=page_size(args.get("size")),
+        cursor=cursor,
+        sort=sort,
+    )
+
+
+# --- cursors -------------------------------------------------------------------------------------------
+
+def _signer() -> URLSafeSerializer:
+    return URLSafeSerializer(current_app.config["SECRET_KEY"], salt="lhb-review.queue-cursor")
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """A position in the queue: rows after (direction "a") or before ("b") the key (created_at, id)."""
+
+    direction: str
+    created_at: datetime
+    id: uuid.UUID
+
+
+def encode_cursor(direction: str, created_at: datetime, row_id: uuid.UUID) -> str:
+    return _signer().dumps([direction, created_at.isoformat(), str(row_id)])
+
+
+def decode_cursor(token: str) -> Cursor:
+    """The position a cursor names; BadQuery when it was not made by this app or does not parse."""
+    try:
+        direction, created_at, row_id = _signer().loads(token)
+        parsed = Cursor(direction, datetime.fromisoformat(created_at), uuid.UUID(row_id))
+    except (BadData, ValueError, TypeError, AttributeError):
+        raise BadQuery("This page link is broken or out of date. Start again from the first page.") from None
+    if parsed.direction not in ("a", "b") or parsed.created_at.tzinfo is None:
+        raise BadQuery("This page link is broken or out of date. Start again from the first page.")
+    return parsed
+
+
+# --- the queue -----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class QueueRow:
+    stage_id: uuid.UUID
+    order_id: str
+    stage_name: str
+    status: str
+    created_at: datetime
+    reviewer_email: str | None
+    reviewed_at: datetime | None
+    platform: str
+    project: str
+    amazon_order_id: str | None
+    customer_first_name: str
+    customer_last_name: str
+    customer_email: str
+    order_date: datetime
+    claimed_by: str | None = None  # who holds a live claim on the stage, if anyone
+
+    @property
+    def customer_name(self) -> str:
+        return f"{self.customer_first_name} {self.customer_last_name}"
+
+
+@dataclass(frozen=True)
+class QueuePage:
+    rows: list[QueueRow]
+    filter: QueueFilter
+    next_cursor: str | None = None
+    prev_cursor: str | None = None
+
+    @property
+    def is_first(self) -> bool:
+        return self.filter.cursor is None
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def search_clause(q: str):
+    """Exact order id or Amazon order id, or a case-insensitive part of the e-mail or the full name."""
+    pattern = f"%{_escape_like(q)}%"
+    # Spelled as customer_first_name || ' ' || customer_last_name, so an expression index on it applies.
+    full_name = Order.customer_first_name.op("||")(literal_column("' '")).op("||")(Order.customer_last_name)
+    return or_(
+        Order.order_id == q,
+        Order.amazon_order_id == q,
+        Order.customer_email.ilike(pattern, escape="\\"),
+        full_name.ilike(pattern, escape="\\"),
+    )
+
+
+def queue_page(f: QueueFilter) -> QueuePage:
+    """One page of the queue in one statement: size rows after (or before) the cursor, oldest first
+    (by submission, or by order date with sort "order_date"), with who holds a live claim on each."""
+    first, second = sla.sort_columns(f.sort)
+    key = tuple_(first, second)
+    live_claim = case((StageClaim.expires_at > func.now(), StageClaim.claimed_by))
+    stmt = (
+        select(
+            ReviewStage.id, ReviewStage.order_id, ReviewStage.stage_name, ReviewStage.status,
+            ReviewStage.created_at, ReviewStage.reviewer_email, ReviewStage.reviewed_at,
+            Order.platform, Order.project, Order.amazon_order_id, Order.customer_first_name,
+            Order.customer_last_name, Order.customer_email, Order.order_date, live_claim,
+        )
+        .join(Order, Order.order_id == ReviewStage.order_id)
+        .outerjoin(StageClaim, and_(StageClaim.order_id == ReviewStage.order_id,
+                                    StageClaim.stage == ReviewStage.stage_name))
+    )
+    if f.stage:
+        stmt = stmt.where(ReviewStage.stage_name == f.stage)
+    if f.status == WAITING_FILTER:
+        stmt = stmt.where(ReviewStage.status.in_([s.value for s in WAITING]))
+    elif f.status != ANY_STATUS:
+        stmt = stmt.where(ReviewStage.status == f.status)
+    if f.platform:
+        stmt = stmt.where(Order.platform == f.platform)
+    if f.project:
+        stmt = stmt.where(Order.project == f.project)
+    if f.q:
+        stmt = stmt.where(search_clause(f.q))
+
+    cursor = decode_cursor(f.cursor) if f.cursor else None
+    backwards = cursor is not None and cursor.direction == "b"
+    if cursor is not None:
+        bound = tuple_(literal(cursor.created_at, first.type), literal(cursor.id, ReviewStage.id.type))
+        stmt = stmt.where(key < bound if backwards else key > bound)
+    if backwards:
+        stmt = stmt.order_by(first.desc(), second.desc())
+    else:
+        stmt = stmt.order_by(first, second)
+    fetched = [QueueRow(*r) for r in db.session.execute(stmt.limit(f.size + 1)).all()]
+
+    more = len(fetched) > f.size
+    rows = fetched[: f.size]
+    if backwards:
+        rows.reverse()
+    has_next = (more and not backwards) or backwards
+    has_prev = (more and backwards) or (cursor is not None and not backwards)
+    return QueuePage(
+        rows=rows,
+        filter=f,
+        next_cursor=encode_cursor("a", position(rows[-1], f.sort), rows[-1].stage_id) if has_next and rows else None,
+        prev_cursor=encode_cursor("b", position(rows[0], f.sort), rows[0].stage_id) if has_prev and rows else None,
+    )
+
+
+def position(row: QueueRow, sort: str) -> datetime:
+    """The row's value of the sort's first key (the cursor carries it with the stage id)."""
+    return row.order_date if sort == "order_date" else row.created_at
+
+
+@dataclass(frozen=True)
+class Count:
+    value: int
+
+    @property
+    def capped(self) -> bool:
+        return self.value > COUNT_CAP
+
+    def __str__(self) -> str:
+        return f"{COUNT_CAP}+" if self.capped else str(self.value)
+
+
+@dataclass
+class StageCounts:
+    stage: str
+    by_status: dict[str, Count] = field(default_factory=dict)
+
+    @property
+    def waiting(self) -> Count:
+        return Count(sum(self.by_status[s.value].value for s in WAITING))
+
+
+def stage_counts() -> list[StageCounts]:
+    """How many stages are in each stage and status, each count capped at COUNT_CAP, in one statement.
+
+    Each (stage, status) pair counts at most COUNT_CAP + 1 rows through a LIMIT subquery, so the cost does
+    not grow with the table; a count above the cap is shown as "1000+".
+    """
+    parts = []
+    for stage in STAGE_NAMES:
+        for status in StageStatus:
+            capped = (
+                select(literal(1).label("one"))
+                .select_from(ReviewStage)
+                .where(ReviewStage.stage_name == stage, ReviewStage.status == status.value)
+                .limit(COUNT_CAP + 1)
+                .subquery()
+            )
+            parts.append(select(literal(stage).label("stage"), literal(status.value).label("status"),
+                                func.count().label("n")).select_from(capped))
+    found = {(s, st): n for s, st, n in db.session.execute(union_all(*parts)).all()}
+    return [
+        StageCounts(stage, {st.value: Count(found.get((stage, st.value), 0)) for st in StageStatus})
+        for stage in STAGE_NAMES
+    ]
+
+
+# --- one order, one stage ------------------------------------------------------------------------------
+
+def order_with_stages(order_id: str) -> Order | None:
+    """The order and its stages, in one statement."""
+    return db.session.scalars(
+        select(Order).options(joinedload(Order.stages)).where(Order.order_id == order_id)
+    ).unique().one_or_none()
+
+
+def stages_in_order(order: Order) -> list[tuple[str, ReviewStage | None]]:
+    """Every pipeline stage in order, with the order's row for it (None when not submitted yet)."""
+    by_name = {s.stage_name: s for s in order.stages}
+    return [(stage.value, by_name.get(stage.value)) for stage in STAGE_ORDER]
+
+
+def order_audit(order_id: str, limit: int = ORDER_AUDIT_LIMIT) -> list[AuditLog]:
+    """The order's audit trail, newest first."""
+    return list(db.session.scalars(
+        select(AuditLog).where(AuditLog.order_id == order_id)
+        .order_by(AuditLog.created_at.desc(), AuditLog.id.desc()).limit(limit)
+    ))
+
+
+def stage_history(order_id: str, stage: str, limit: int = HISTORY_LIMIT) -> list[AuditLog]:
+    """What happened to one stage of one order, newest first."""
+    return list(db.session.scalars(
+        select(AuditLog).where(and_(AuditLog.order_id == order_id, AuditLog.stage == stage))
+        .order_by(AuditLog.created_at.desc(), AuditLog.id.desc()).limit(limit)
+    ))
+
+
+def filter_choices() -> dict[str, tuple[str, ...]]:
+    """The platform and project filter options: a fixed list from configuration, never a DISTINCT scan."""
+    return {
+        "platforms": tuple(current_app.config.get("QUEUE_PLATFORMS") or ()),
+        "projects": tuple(current_app.config.get("QUEUE_PROJECTS") or ()),
+    }
+
+
+def stage_status(order_id: str, stage: str) -> str | None:
+    """The stage's review status, or None when the order has no such stage."""
+    return db.session.scalar(select(ReviewStage.status).where(ReviewStage.order_id == order_id,
+                                                              ReviewStage.stage_name == stage))

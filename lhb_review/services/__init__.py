@@ -1,1 +1,0 @@
-"""Every state change happens here, one transaction each, with its audit row."""

@@ -1,0 +1,387 @@
+"""The stage review page and every action on it: claim, renew, release, take over, approve, reject, reopen,
+undo, replace an asset, move on to the next waiting stage, and the pictures of a PDF's pages."""
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import datetime
+from typing import Callable
+
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
+from flask_login import current_user, login_required
+
+from lhb_review import review
+from lhb_review.core.errors import DomainError, Invalid, NotFound
+from lhb_review.core.stages import DECIDED, STAGE_NAMES, Stage, StageStatus
+from lhb_review.core.storage import InvalidKey, get_storage
+from lhb_review.models import Order, ReviewStage
+from lhb_review.review import claims, fingerprints, history, pdf_pages, queries, undo
+from lhb_review.review.reasons import REASONS
+from lhb_review.views import queue, ui
+from lhb_review.web.auth import current_actor
+from lhb_review.web.htmx import fragment_or_redirect, go_to, wants_fragment
+
+bp = Blueprint("review", __name__)
+
+CLAIM_ACTIONS = {"claim": review.claim, "renew": review.renew, "release": review.release,
+                 "takeover": review.takeover}
+OUTCOMES = {
+    "approve": "Approved. The decision and its audit entry are saved.",
+    "reject": "Rejected. The notes went to the pipeline with the decision, and it is in the audit log.",
+    "reopen": "Reopened. The stage is waiting for review again.",
+}
+UNDONE = "Decision undone: the stage is back where it was."
+MAX_ORDER_ID = 255  # orders.order_id is VARCHAR(255)
+RECENT_KEY = "recent_decision"
+
+
+# --- loading what the URL names ------------------------------------------------------------------------
+
+def check_names(order_id: str, stage: str | None) -> None:
+    """404 for names no row can have: an unknown stage, or an order id PostgreSQL could not even compare."""
+    if stage is not None and stage not in STAGE_NAMES:
+        abort(404, description=f"There is no stage called {stage!r}: stages are {', '.join(STAGE_NAMES)}.")
+    if "\x00" in order_id or len(order_id) > MAX_ORDER_ID:
+        abort(404, description="There is no order with that id.")
+
+
+def load(order_id: str, stage: str | None = None) -> tuple[Order, ReviewStage | None]:
+    """The order (with its stages) and the named stage's row; 404 when either is absent."""
+    check_names(order_id, stage)
+    order = queries.order_with_stages(order_id)
+    if order is None:
+        abort(404, description=f"There is no order {order_id!r}.")
+    if stage is None:
+        return order, None
+    row = next((s for s in order.stages if s.stage_name == stage), None)
+    if row is None:
+        abort(404, description=f"Order {order_id} has no {ui.stage_label(stage)} stage yet.")
+    return order, row
+
+
+def stage_page(order_id: str, stage: str) -> str:
+    return url_for("review.stage", order_id=order_id, stage=stage)
+
+
+# --- what the page shows -------------------------------------------------------------------------------
+
+def claim_state(status: str, claim: claims.ClaimView | None) -> str:
+    if status in DECIDED:
+        return "decided"
+    if claim is None:
+        return "free"
+    return "mine" if claim.held_by(current_user.email) else "other"
+
+
+def claim_context(order_id: str, stage: str, status: str, claim: claims.ClaimView | None, *,
+                  auto: bool = False, error: str | None = None) -> dict:
+    return {
+        "order_id": order_id, "stage": stage, "claim": claim, "claim_state": claim_state(status, claim),
+        "auto_claim": auto, "claim_error": error, "heartbeat": current_app.config["CLAIM_HEARTBEAT_SECONDS"],
+        "presence_poll": current_app.config["CLAIM_PRESENCE_SECONDS"],
+    }
+
+
+def claim_bar(order_id: str, stage: str, **options) -> dict:
+    """The claim bar as it is now (for the claim actions and presence polling)."""
+    status = queries.stage_status(order_id, stage) or StageStatus.PENDING.value
+    return claim_context(order_id, stage, status, claims.live_claim(order_id, stage), **options)
+
+
+def undo_offer(facts: history.StageFacts, row: ReviewStage) -> dict | None:
+    """The undo the signed-in reviewer can still make on this stage, with the seconds left, or None."""
+    decision = facts.decision
+    if not decision or decision.get("voided_at") or not current_user.is_authenticated:
+        return None
+    mine = decision["reviewer_email"] == current_user.email == row.reviewer_email
+    if not mine or row.status != decision["outcome"]:
+        return None
+    window = current_app.config["UNDO_WINDOW_SECONDS"]
+    left = int((datetime.fromisoformat(decision["decided_at"]) - facts.now).total_seconds()) + window
+    return {"outcome": decision["outcome"], "seconds_left": left, "window": window} if left > 0 else None
+
+
+def flow_context(order: Order, row: ReviewStage, *, auto_claim: bool = False, **extra) -> dict:
+    """Everything the page's flow pieces need, in one statement beyond what the page loads."""
+    parsed = Stage(row.stage_name)
+    facts = history.stage_facts(order.order_id, parsed.value)
+    assets = review.stage_assets(order, parsed.value)
+    event = facts.last_event or {}
+    return {
+        "order_id": order.order_id,
+        "stage": parsed.value,
+        "status": row.status,
+        "reasons": REASONS,
+        "assets": assets,
+        "fingerprint": fingerprints.fingerprint(assets),
+        "claim": claim_context(order.order_id, parsed.value, row.status, facts.claim, auto=auto_claim),
+        "held_by": facts.claim.claimed_by if claim_state(row.status, facts.claim) == "other" else None,
+        "undo": undo_offer(facts, row),
+        "voided": event if event.get("action") in review.VOID_ACTIONS and row.status not in DECIDED else None,
+        "compare": compare_context(order, parsed),
+        "max_asset_bytes": current_app.config["MAX_ASSET_BYTES"],
+        **extra,
+    }
+
+
+def panel_context(order: Order, row: ReviewStage, *, auto_claim: bool = False, kept: dict | None = None,
+                  **extra) -> dict:
+    """Everything review/_decision.html needs: the stage, whether it can be decided, what blocks approval,
+    and the flow around it (claim, reasons, undo, compare)."""
+    parsed = Stage(row.stage_name)
+    statuses = {s.stage_name: s.status for s in order.stages}
+    blocked_by = [s.value for s in parsed.earlier if statuses.get(s.value) != StageStatus.APPROVED]
+    return {
+        "order": order,
+        "row": row,
+        "stages": queries.stages_in_order(order),
+        "decided": row.status in DECIDED,
+        "blocked_by": blocked_by,
+        "outcome": None,
+        "error": None,
+        "field_errors": {},
+        "notes": "",
+        "failed_action": None,
+        "flow": flow_context(order, row, auto_claim=auto_claim, **(kept or {})),
+        **extra,
+    }
+
+
+def render_panel(order_id: str, stage: str, **extra) -> str:
+    order, row = load(order_id, stage)
+    return render_template("review/_decision.html", **panel_context(order, row, **extra))
+
+
+def compare_context(order: Order, parsed: Stage) -> dict | None:
+    """The previous stage's pictures and the current ones, for postBria and postPdf."""
+    previous = parsed.previous
+    if previous is None:
+        return None
+
+    def pictures(stage: Stage) -> list[dict]:
+        found = []
+        for asset in review.stage_assets(order, stage.value):
+            label = asset.get("label") or asset["key"]
+            if str(asset.get("content_type", "")).startswith("image/"):
+                found.append({"label": label, "url": url_for("assets.file", key=asset["key"])})
+            elif asset.get("content_type") == "application/pdf":
+                pages = pdf_pages.pages_in(get_storage(), asset["key"], content_hash(asset))
+                found += [{"label": f"{label}, page {n}",
+                           "url": url_for("review.pdf_page", order_id=order.order_id, stage=stage.value, page=n)}
+                          for n in range(1, pages + 1)]
+        return found
+
+    before, current = pictures(previous), pictures(parsed)
+    if not before or not current:
+        return None
+    return {"previous_stage": previous.value, "stage": parsed.value, "previous": before, "current": current}
+
+
+def content_hash(asset: dict) -> str:
+    value = str(asset.get("sha256") or "")
+    return value if re.fullmatch(r"[0-9a-f]{64}", value) else hashlib.sha256(asset["key"].encode()).hexdigest()
+
+
+# --- the page ------------------------------------------------------------------------------------------
+
+@bp.get("/orders/<order_id>/stages/<stage>")
+@login_required
+def stage(order_id: str, stage: str):
+    found, row = load(order_id, stage)
+    return render_template("review/stage.html", **panel_context(found, row, auto_claim=True),
+                           history=queries.stage_history(order_id, stage), recent_undo=recent_undo())
+
+
+@bp.get("/orders/<order_id>/stages/<stage>/panel")
+@login_required
+def panel(order_id: str, stage: str):
+    """The decision panel as it is now (after a claim changed hands)."""
+    load(order_id, stage)
+    return render_panel(order_id, stage)
+
+
+@bp.get("/orders/<order_id>/stages/<stage>/presence")
+@login_required
+def presence(order_id: str, stage: str):
+    """The claim bar as it is now: polled by pages whose stage someone else holds."""
+    load(order_id, stage)
+    bar = claim_bar(order_id, stage)
+    # When the stage changed hands (or was decided) since the page last looked, its decision panel follows.
+    changed = request.args.get("seen") not in (None, bar["claim_state"])
+    return render_template("review/_claim.html", claim_ctx=bar), 200, {"HX-Trigger": "claim-changed"} if changed else {}
+
+
+# --- claims --------------------------------------------------------------------------------------------
+
+@bp.post("/orders/<order_id>/stages/<stage>/claim", defaults={"action": "claim"})
+@bp.post("/orders/<order_id>/stages/<stage>/renew", defaults={"action": "renew"})
+@bp.post("/orders/<order_id>/stages/<stage>/release", defaults={"action": "release"})
+@bp.post("/orders/<order_id>/stages/<stage>/takeover", defaults={"action": "takeover"})
+@login_required
+def claim_action(order_id: str, stage: str, action: str):
+    load(order_id, stage)
+    review.expire_lapsed(limit=50)  # lapsed claims elsewhere go back to pending as people work
+    beacon = bool(request.form.get("beacon"))  # a page giving its claim back as it closes: nobody reads the answer
+    try:
+        CLAIM_ACTIONS[action](current_actor(), order_id, stage)
+    except DomainError as exc:
+        if beacon:
+            return "", 204
+        return fragment_or_redirect(
+            lambda: render_template("review/_claim.html", claim_ctx=claim_bar(order_id, stage, error=exc.message)),
+            stage_page(order_id, stage), message=exc.message, category="error", status=exc.status,
+            headers={"HX-Trigger": "claim-changed"})
+    if beacon:
+        return "", 204
+    return fragment_or_redirect(
+        lambda: render_template("review/_claim.html", claim_ctx=claim_bar(order_id, stage)),
+        stage_page(order_id, stage), headers={} if action == "renew" else {"HX-Trigger": "claim-changed"})
+
+
+# --- decisions -----------------------------------------------------------------------------------------
+
+def decide(order_id: str, stage: str, action: str, service: Callable[..., object], kept: dict | None = None):
+    """Run one decision; answer with the panel (htmx) or a 303 back to the page (plain form).
+
+    A broken rule answers with its status (409, 422, 403) and the panel or page showing why, the form kept.
+    With ``next`` in the form, a decision that succeeds goes on to the next waiting stage of the queue.
+    """
+    check_names(order_id, stage)
+    notes = request.form.get("notes", "")
+    try:
+        service(current_actor(), order_id, stage, notes)
+    except NotFound as exc:
+        abort(404, description=exc.message)
+    except DomainError as exc:
+        order, row = load(order_id, stage)
+        context = panel_context(order, row, error=exc.message, field_errors=getattr(exc, "fields", {}) or {},
+                                notes=notes, failed_action=action, kept=kept)
+        if wants_fragment():
+            return render_template("review/_decision.html", **context), exc.status
+        return render_template("review/stage.html", **context,
+                               history=queries.stage_history(order_id, stage)), exc.status
+    if request.form.get("next"):
+        session[RECENT_KEY] = [order_id, stage]  # the next page offers to undo this decision
+        return go_to(next_url(order_id, stage) or url_for("review.go_next", order_id=order_id, stage=stage))
+    return fragment_or_redirect(lambda: render_panel(order_id, stage, outcome=OUTCOMES[action]),
+                                stage_page(order_id, stage), message=OUTCOMES[action],
+                                headers={"HX-Trigger": "stage-decided"})
+
+
+@bp.post("/orders/<order_id>/stages/<stage>/approve")
+@login_required
+def approve(order_id: str, stage: str):
+    # The fingerprint of the assets the page showed: an approval covers those, or none.
+    seen = request.form.get("fingerprint") or None
+    return decide(order_id, stage, "approve",
+                  lambda actor, o, s, notes: review.approve(actor, o, s, notes, fingerprint=seen))
+
+
+@bp.post("/orders/<order_id>/stages/<stage>/reject")
+@login_required
+def reject(order_id: str, stage: str):
+    seen = request.form.get("fingerprint") or None
+    reasons, assets = request.form.getlist("reasons"), request.form.getlist("asset_keys")
+    return decide(order_id, stage, "reject",
+                  lambda actor, o, s, notes: review.reject(actor, o, s, notes, reasons, assets, fingerprint=seen),
+                  kept={"chosen_reasons": reasons, "chosen_assets": assets})
+
+
+@bp.post("/orders/<order_id>/stages/<stage>/reopen")
+@login_required
+def reopen(order_id: str, stage: str):
+    return decide(order_id, stage, "reopen", review.reopen)
+
+
+@bp.get("/orders/<order_id>/stages/<stage>/<any(approve, reject, reopen):action>")
+@login_required
+def action_page(order_id: str, stage: str, action: str):
+    """An action URL opened directly (after signing in again, say) shows the stage instead of a 405."""
+    load(order_id, stage)
+    return redirect(stage_page(order_id, stage), code=303)
+
+
+@bp.post("/orders/<order_id>/stages/<stage>/undo")
+@login_required
+def undo_decision(order_id: str, stage: str):
+    load(order_id, stage)
+    try:
+        review.undo(current_actor(), order_id, stage)
+    except DomainError as exc:
+        return fragment_or_redirect(lambda: render_panel(order_id, stage, error=exc.message),
+                                    stage_page(order_id, stage), message=exc.message, category="error",
+                                    status=exc.status)
+    return fragment_or_redirect(lambda: render_panel(order_id, stage, outcome=UNDONE), stage_page(order_id, stage),
+                                message=UNDONE, headers={"HX-Trigger": "stage-decided"})
+
+
+# --- moving on -----------------------------------------------------------------------------------------
+
+def recent_undo() -> dict | None:
+    """The decision made just before this page (by "decide and next"), while it can still be undone."""
+    recent = session.pop(RECENT_KEY, None)
+    if not isinstance(recent, list) or len(recent) != 2:
+        return None
+    found = undo.undoable(str(recent[0]), str(recent[1]), current_user.email)
+    if found is None:
+        return None
+    decision, left = found
+    return {"order_id": decision.order_id, "stage": decision.stage, "outcome": decision.outcome,
+            "seconds_left": left}
+
+
+def next_url(order_id: str, stage: str, direction: str = "next") -> str | None:
+    found = queue.next_waiting(current=(order_id, stage), direction=direction)
+    return stage_page(*found) if found else None
+
+
+@bp.get("/orders/<order_id>/stages/<stage>/next")
+@login_required
+def go_next(order_id: str, stage: str):
+    """Open the next (or, with ?dir=prev, the previous) waiting stage of the reviewer's queue filter."""
+    check_names(order_id, stage)
+    target = next_url(order_id, stage, "prev" if request.args.get("dir") == "prev" else "next")
+    if target is None:
+        return queue.back_to_queue("Nothing else is waiting in this queue. Well done.")
+    return redirect(target, 303)
+
+
+# --- replacing an asset, PDF pages ---------------------------------------------------------------------
+
+@bp.post("/orders/<order_id>/stages/<stage>/replace")
+@login_required
+def replace(order_id: str, stage: str):
+    load(order_id, stage)
+    upload = request.files.get("file")
+    asset_key = request.form.get("asset_key", "")
+    try:
+        if upload is None or not upload.filename:
+            raise Invalid("Choose a file to upload.", {"file": "Choose a file."})
+        data = upload.stream.read(current_app.config["MAX_ASSET_BYTES"] + 1)
+        result = review.replace_asset(current_actor(), order_id, stage, asset_key, data, filename=upload.filename)
+    except DomainError as exc:
+        flash(f"Nothing was replaced: {exc.message}", "error")
+        return redirect(stage_page(order_id, stage), 303)
+    message = "Asset replaced."
+    if result.voided:
+        message += " The approval did not cover the new file, so the stage is waiting for review again."
+    elif result.status_before != result.status_after:
+        message += " The stage is waiting for review again."
+    flash(message, "success")
+    return redirect(stage_page(order_id, stage), 303)
+
+
+@bp.get("/orders/<order_id>/stages/<stage>/pages/<int:page>.png")
+@login_required
+def pdf_page(order_id: str, stage: str, page: int):
+    """A picture of page ``page`` of the stage's PDF, for comparing it with the illustrations."""
+    order, _ = load(order_id, stage)
+    pdf = next((a for a in review.stage_assets(order, stage) if a.get("content_type") == "application/pdf"), None)
+    if pdf is None:
+        abort(404)
+    try:
+        key = pdf_pages.cached_page_picture(get_storage(), pdf["key"], content_hash(pdf), page,
+                                            max_pixels=current_app.config["MAX_IMAGE_PIXELS"])
+    except (pdf_pages.NoPicture, InvalidKey):
+        abort(404)
+    return redirect(url_for("assets.file", key=key), 302)
