@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import pytest
 
-from lhb_review.review import claims, decisions, undo
+from lhb_review.review import claims, decisions
+from lhb_review.review import undoing as undo
 from lhb_review.core.errors import Conflict, Forbidden
-from lhb_review.review.undo import NothingToUndo, UndoWindowClosed
+from lhb_review.review.undoing import NothingToUndo, UndoWindowClosed
 from tests.factories import make_order_with_stages
 from tests.flow_helpers import (
     ADMIN,

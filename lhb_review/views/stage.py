@@ -15,7 +15,8 @@ from lhb_review.core.errors import DomainError, Invalid, NotFound
 from lhb_review.core.stages import DECIDED, STAGE_NAMES, Stage, StageStatus
 from lhb_review.core.storage import InvalidKey, get_storage
 from lhb_review.models import Order, ReviewStage
-from lhb_review.review import claims, fingerprints, history, pdf_pages, queries, undo
+from lhb_review.review import claims, fingerprints, history, pdf_pages, queries
+from lhb_review.review.undoing import undoable
 from lhb_review.review.reasons import REASONS
 from lhb_review.views import queue, ui
 from lhb_review.web.auth import current_actor
@@ -322,7 +323,7 @@ def recent_undo() -> dict | None:
     recent = session.pop(RECENT_KEY, None)
     if not isinstance(recent, list) or len(recent) != 2:
         return None
-    found = undo.undoable(str(recent[0]), str(recent[1]), current_user.email)
+    found = undoable(str(recent[0]), str(recent[1]), current_user.email)
     if found is None:
         return None
     decision, left = found
