@@ -47,7 +47,7 @@ def test_bad_filters_are_a_message_not_a_500(login_as):
     response = browser.get("/admin/errors?severity=apocalyptic", follow_redirects=True)
     assert response.status_code == 200 and "Unknown severity" in response.get_data(as_text=True)
     response = browser.get("/admin/errors?after=%%%garbage", follow_redirects=True)
-    assert response.status_code == 200 and "page link is broken" in response.get_data(as_text=True)
+    assert response.status_code == 400 and "page link is broken" in response.get_data(as_text=True)
 
 
 def test_keyset_paging(login_as):

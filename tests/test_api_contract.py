@@ -10,7 +10,7 @@ from pathlib import Path
 import jsonschema_rs
 import pytest
 
-from lhb_review.review import decisions
+from lhb_review import review
 from lhb_review.core.actors import Actor
 from tests.factories import make_order_with_stages
 from tests.pipeline_helpers import Api, asset, make_token, order_body
@@ -110,7 +110,7 @@ def test_real_responses_match_the_document(app, live_server, spec):
         ("PUT", "/orders/ORD-1", api.request("DELETE", "/orders/ORD-1")),
     ]
     order = make_order_with_stages("pending", "pending")
-    decisions.reject(Actor(email="rev@example.com"), order.order_id, "preBria", notes="Wrong hair", reasons=["character_drift"])
+    review.reject(Actor(email="rev@example.com"), order.order_id, "preBria", notes="Wrong hair", reasons=["character_drift"])
     path = f"/orders/{order.order_id}/stages/preBria/approve"
     calls.append(("POST", path, api.post(path)))
     path = f"/orders/{order.order_id}/stages/postBria/approve"

@@ -12,7 +12,7 @@ from sqlalchemy.engine import make_url
 from lhb_review import create_app
 from lhb_review.extensions import db
 from lhb_review.models import AuditLog, Order
-from lhb_review.review import decisions
+from lhb_review import review
 from lhb_review.core.actors import Actor
 from tests.conftest import admin_connect, plain_dsn, test_env
 from tests.factories import make_order_with_stages
@@ -28,7 +28,7 @@ REFUSALS = {
 
 def audited_order():
     order = make_order_with_stages("pending")
-    decisions.approve(REVIEWER, order.order_id, "preBria", "fine")
+    review.approve(REVIEWER, order.order_id, "preBria", "fine")
     return order
 
 
@@ -66,7 +66,7 @@ def test_the_refusal_reaches_the_orm_too(app):
 def test_new_audit_rows_are_still_written(app):
     order = audited_order()
     assert db.session.query(AuditLog).count() == 1
-    decisions.reopen(Actor(email="admin@example.com", is_admin=True), order.order_id, "preBria")
+    review.reopen(Actor(email="admin@example.com", is_admin=True), order.order_id, "preBria")
     assert [r.action for r in db.session.query(AuditLog).order_by(AuditLog.created_at)] == [
         "stage_approved", "stage_reopened"]
 
@@ -117,7 +117,7 @@ def app_role_database(scratch_database, tmp_path):
     with migrated.app_context():
         upgrade()
         order = make_order_with_stages("pending")
-        decisions.approve(REVIEWER, order.order_id, "preBria", "fine")
+        review.approve(REVIEWER, order.order_id, "preBria", "fine")
         db.session.remove()
         db.engine.dispose()
     role = "lhb_app_" + make_url(url).database[-6:]
@@ -212,7 +212,7 @@ def bootstrapped(runner, server_url, tmp_path):
     with owner.app_context():
         upgrade()
         order = make_order_with_stages("pending")
-        decisions.approve(REVIEWER, order.order_id, "preBria", "fine")
+        review.approve(REVIEWER, order.order_id, "preBria", "fine")
         db.session.remove()
         db.engine.dispose()
     yield plain_dsn(url_of("app"))

@@ -11,7 +11,7 @@ import pytest
 from lhb_review.extensions import db
 from lhb_review.models import AuditLog, ErrorLog
 from lhb_review.ops import backups
-from lhb_review.review import decisions
+from lhb_review import review
 from lhb_review.core.actors import Actor
 from lhb_review.ops.backups import Tool
 from tests.conftest import plain_dsn
@@ -27,7 +27,7 @@ def data(app):
     for i in range(4):
         order = make_order_with_stages("pending", "pending", customer_first_name=f"Zoë {i}",
                                        character_specs={"name": "Mãya", "tags": [i, None, "🚀"]})
-        decisions.approve(actor=actor, order_id=order.order_id, stage="preBria", notes=f"ok {i}")
+        review.approve(actor=actor, order_id=order.order_id, stage="preBria", notes=f"ok {i}")
     db.session.add(ErrorLog(error_id="E-BKUP-0001", error_type="RuntimeError", severity="error",
                             message="disk \"full\"\nline two", details={"a": [1, 2]}, ip_address="::1"))
     db.session.commit()

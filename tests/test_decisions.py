@@ -6,7 +6,7 @@ from sqlalchemy import func, select
 
 from lhb_review.extensions import db
 from lhb_review.models import Approval, AuditLog, ReviewStage
-from lhb_review.review import decisions
+from lhb_review import review
 from lhb_review.core.actors import Actor
 from lhb_review.core.errors import AlreadyDecided, Conflict, Forbidden, Invalid, NotFound, StageOutOfOrder
 from lhb_review.core.stages import UnknownStage
@@ -32,7 +32,7 @@ def audit_rows(order_id):
 
 def test_approve_writes_stage_approval_and_one_audit_row(app):
     order_id = make_order_with_stages("pending").order_id
-    decisions.approve(REVIEWER, order_id, "preBria", notes="Looks right")
+    review.approve(REVIEWER, order_id, "preBria", notes="Looks right")
     stage = stage_row(order_id, "preBria")
     assert (stage.status, stage.reviewer_email, stage.reviewer_notes) == ("approved", "rev@example.com", "Looks right")
     assert stage.reviewed_at is not None
@@ -46,7 +46,7 @@ def test_approve_writes_stage_approval_and_one_audit_row(app):
 
 def test_reject_keeps_the_approval_pending(app):
     order_id = make_order_with_stages("pending").order_id
-    decisions.reject(REVIEWER, order_id, "preBria", notes="Hair is the wrong colour", reasons=["character_drift"])
+    review.reject(REVIEWER, order_id, "preBria", notes="Hair is the wrong colour", reasons=["character_drift"])
     assert stage_row(order_id, "preBria").status == "rejected"
     assert approval_row(order_id, "preBria").status == "pending"
     assert [a.action for a in audit_rows(order_id)] == ["stage_rejected"]
@@ -56,7 +56,7 @@ def test_reject_keeps_the_approval_pending(app):
 def test_reject_without_notes_writes_nothing(app, notes):
     order_id = make_order_with_stages("pending").order_id
     with pytest.raises(Invalid):
-        decisions.reject(REVIEWER, order_id, "preBria", notes=notes, reasons=["other"])
+        review.reject(REVIEWER, order_id, "preBria", notes=notes, reasons=["other"])
     assert stage_row(order_id, "preBria").status == "pending"
     assert approval_row(order_id, "preBria") is None
     assert audit_rows(order_id) == []
@@ -67,7 +67,7 @@ def test_reject_without_notes_writes_nothing(app, notes):
 def test_decision_on_a_decided_stage_is_a_conflict(app, decided, action):
     order_id = make_order_with_stages(decided).order_id
     with pytest.raises(AlreadyDecided):
-        getattr(decisions, action)(REVIEWER, order_id, "preBria", notes="second opinion")
+        getattr(review, action)(REVIEWER, order_id, "preBria", notes="second opinion")
     assert stage_row(order_id, "preBria").status == decided
     assert audit_rows(order_id) == []
 
@@ -76,7 +76,7 @@ def test_decision_on_a_decided_stage_is_a_conflict(app, decided, action):
 def test_later_stage_cannot_be_approved_before_an_earlier_one(app, earlier):
     order_id = make_order_with_stages(earlier, "pending").order_id
     with pytest.raises(StageOutOfOrder):
-        decisions.approve(REVIEWER, order_id, "postBria")
+        review.approve(REVIEWER, order_id, "postBria")
     assert stage_row(order_id, "postBria").status == "pending"
     assert approval_row(order_id, "postBria") is None
     assert audit_rows(order_id) == []
@@ -84,27 +84,27 @@ def test_later_stage_cannot_be_approved_before_an_earlier_one(app, earlier):
 
 def test_later_stage_is_approved_once_earlier_ones_are(app):
     order_id = make_order_with_stages("approved", "approved", "pending").order_id
-    decisions.approve(REVIEWER, order_id, "postPdf")
+    review.approve(REVIEWER, order_id, "postPdf")
     assert stage_row(order_id, "postPdf").status == "approved"
 
 
 def test_unknown_stage_and_missing_stage(app):
     order_id = make_order_with_stages("pending").order_id
     with pytest.raises(UnknownStage):
-        decisions.approve(REVIEWER, order_id, "final")
+        review.approve(REVIEWER, order_id, "final")
     with pytest.raises(NotFound):
-        decisions.approve(REVIEWER, order_id, "postPdf")
+        review.approve(REVIEWER, order_id, "postPdf")
     with pytest.raises(NotFound):
-        decisions.approve(REVIEWER, "NO-SUCH-ORDER", "preBria")
+        review.approve(REVIEWER, "NO-SUCH-ORDER", "preBria")
     assert audit_rows(order_id) == []
 
 
 def test_reopen_is_for_admins_only(app):
     order_id = make_order_with_stages("rejected").order_id
     with pytest.raises(Forbidden):
-        decisions.reopen(REVIEWER, order_id, "preBria")
+        review.reopen(REVIEWER, order_id, "preBria")
     assert stage_row(order_id, "preBria").status == "rejected"
-    decisions.reopen(ADMIN, order_id, "preBria", notes="New render coming")
+    review.reopen(ADMIN, order_id, "preBria", notes="New render coming")
     assert stage_row(order_id, "preBria").status == "pending"
     assert approval_row(order_id, "preBria").status == "pending"
     assert [a.action for a in audit_rows(order_id)] == ["stage_reopened"]
@@ -113,12 +113,12 @@ def test_reopen_is_for_admins_only(app):
 def test_reopen_of_a_waiting_stage_is_a_conflict(app):
     order_id = make_order_with_stages("pending").order_id
     with pytest.raises(Conflict):
-        decisions.reopen(ADMIN, order_id, "preBria")
+        review.reopen(ADMIN, order_id, "preBria")
     assert audit_rows(order_id) == []
 
 
 def test_notes_with_nul_are_refused(app):
     order_id = make_order_with_stages("pending").order_id
     with pytest.raises(Invalid):
-        decisions.reject(REVIEWER, order_id, "preBria", notes="bad\x00note")
+        review.reject(REVIEWER, order_id, "preBria", notes="bad\x00note")
     assert db.session.scalar(select(func.count()).select_from(AuditLog)) == 0

@@ -21,7 +21,7 @@ from lhb_review import create_app
 from lhb_review.web import resilience
 from lhb_review.extensions import db
 from lhb_review.models import Approval, AuditLog, ReviewStage
-from lhb_review.review import decisions
+from lhb_review import review
 from lhb_review.core.actors import Actor
 from tests.conftest import CSRF_RE, Browser, LiveServer, fresh_request_globals, test_env
 from tests.factories import PASSWORD, make_order_with_stages, make_user
@@ -360,7 +360,7 @@ def test_a_statement_cancelled_by_the_statement_timeout_answers_clearly(private_
 def test_a_read_only_database_refuses_the_change_clearly_and_keeps_what_was_saved(fapp, private_pg):
     user = make_user()
     order = make_order_with_stages("pending")
-    decisions.approve(REVIEWER, order.order_id, "preBria", "looks right")
+    review.approve(REVIEWER, order.order_id, "preBria", "looks right")
     browser = signed_in_browser(fapp, user)
     conn = superuser(private_pg)
     saved = counts(conn)

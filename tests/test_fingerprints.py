@@ -8,7 +8,8 @@ from sqlalchemy import text
 
 from lhb_review.extensions import db
 from lhb_review.models import Order
-from lhb_review.review import claims, decisions, fingerprints, submissions
+from lhb_review import review
+from lhb_review.review import fingerprints
 from lhb_review.review.approvals import approve_stage, get_stage_status, stage_statuses
 from lhb_review.review.history import AssetsChanged
 from lhb_review.core.tx import transaction
@@ -50,7 +51,7 @@ def set_assets(order_id: str, stage: str, assets: list) -> None:
 
 def test_approve_records_the_fingerprint_of_the_assets_it_saw(app):
     order = make_order_with_stages("pending")
-    decisions.approve(ANA, order.order_id, "preBria")
+    review.approve(ANA, order.order_id, "preBria")
     expected = fingerprints.fingerprint(order.r2_assets["preBria"])
     assert fingerprint_row(order.order_id).fingerprint == expected
     assert decision_rows(order.order_id)[0].fingerprint == expected
@@ -59,7 +60,7 @@ def test_approve_records_the_fingerprint_of_the_assets_it_saw(app):
 
 def test_get_stage_status_is_pending_once_the_assets_differ_from_the_approved_ones(app):
     order = make_order_with_stages("pending")
-    decisions.approve(ANA, order.order_id, "preBria")
+    review.approve(ANA, order.order_id, "preBria")
     assert get_stage_status(order.order_id, "preBria") == "approved"
     set_assets(order.order_id, "preBria", [{**order.r2_assets["preBria"][0], "sha256": "f" * 64}])
     assert approval_row(order.order_id).status == "approved"  # nothing voided it yet...
@@ -87,17 +88,17 @@ def test_a_decision_on_assets_other_than_those_shown_is_a_conflict(app):
     shown = fingerprints.fingerprint(order.r2_assets["preBria"])
     set_assets(order.order_id, "preBria", [{**order.r2_assets["preBria"][0], "sha256": "e" * 64}])
     with pytest.raises(AssetsChanged):
-        decisions.approve(ANA, order.order_id, "preBria", fingerprint=shown)
+        review.approve(ANA, order.order_id, "preBria", fingerprint=shown)
     assert stage_row(order.order_id).status == "pending"
     assert approval_row(order.order_id) is None and audit_rows(order.order_id) == []
 
 
 def test_new_assets_void_the_approval_and_say_what_changed(app):
     order = make_order_with_stages("pending")
-    decisions.approve(ANA, order.order_id, "preBria")
+    review.approve(ANA, order.order_id, "preBria")
     old = order.r2_assets["preBria"]
     new = [{**old[0], "sha256": "c" * 64}]
-    submissions.submit(ANA, order.order_id, "preBria", new)
+    review.submit(ANA, order.order_id, "preBria", new)
     row = stage_row(order.order_id)
     assert (row.status, row.reviewer_email, row.reviewed_at) == ("pending", None, None)
     assert approval_row(order.order_id).status == "pending"
@@ -114,15 +115,15 @@ def test_new_assets_void_the_approval_and_say_what_changed(app):
 
 def test_a_resubmission_ends_the_claim_of_whoever_looked_at_the_old_assets(app):
     order = make_order_with_stages("pending")
-    claims.claim(ANA, order.order_id, "preBria")
-    submissions.submit(ANA, order.order_id, "preBria", [{**order.r2_assets["preBria"][0], "sha256": "d" * 64}])
+    review.claim(ANA, order.order_id, "preBria")
+    review.submit(ANA, order.order_id, "preBria", [{**order.r2_assets["preBria"][0], "sha256": "d" * 64}])
     assert stage_row(order.order_id).status == "pending" and claim_row(order.order_id) is None
 
 
 def test_the_same_assets_again_keep_the_approval(app):
     order = make_order_with_stages("pending")
-    decisions.approve(ANA, order.order_id, "preBria")
-    submissions.submit(ANA, order.order_id, "preBria", [{**order.r2_assets["preBria"][0], "label": "Renamed"}])
+    review.approve(ANA, order.order_id, "preBria")
+    review.submit(ANA, order.order_id, "preBria", [{**order.r2_assets["preBria"][0], "label": "Renamed"}])
     assert stage_row(order.order_id).status == "approved"
     assert get_stage_status(order.order_id, "preBria") == "approved"
 
@@ -131,7 +132,7 @@ def test_stage_statuses_answers_many_pairs_at_once(app):
     approved = make_order_with_stages("pending")
     changed = make_order_with_stages("pending")
     for order in (approved, changed):
-        decisions.approve(ANA, order.order_id, "preBria")
+        review.approve(ANA, order.order_id, "preBria")
     set_assets(changed.order_id, "preBria", [])
     keys = [(approved.order_id, "preBria"), (changed.order_id, "preBria"), ("NEVER-SEEN", "postPdf")]
     assert stage_statuses(keys) == {keys[0]: "approved", keys[1]: "pending", keys[2]: "pending"}

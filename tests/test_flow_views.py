@@ -9,7 +9,8 @@ import pytest
 
 from lhb_review.extensions import db
 from lhb_review.models import ReviewStage
-from lhb_review.review import claims, decisions, fingerprints
+from lhb_review import review
+from lhb_review.review import fingerprints
 from tests import upload_files as files
 from tests.factories import make_order_with_stages, make_user
 from tests.flow_helpers import (ANA, BEN, age_decisions, approval_row, audit_actions, audit_rows, claim_row, decision_rows,
@@ -129,7 +130,7 @@ def upload(browser, order_id, key, data, name="new.png", stage="preBria"):
 
 def test_replacing_an_asset_through_the_form(app, login_as, reviewer):
     order = make_order_with_stages("pending")
-    decisions.approve(ANA, order.order_id, "preBria")
+    review.approve(ANA, order.order_id, "preBria")
     key = order.r2_assets["preBria"][0]["key"]
     browser = login_as(reviewer)
     response = upload(browser, order.order_id, key, files.image_bytes("WEBP"), "fix.webp")
@@ -161,7 +162,7 @@ def test_refused_uploads_flash_why_and_change_nothing(app, login_as, reviewer, d
 def test_undo_within_the_window(app, login_as, reviewer):
     order_id = make_order_with_stages("pending").order_id
     browser = login_as(reviewer)
-    decisions.approve(ANA, order_id, "preBria")
+    review.approve(ANA, order_id, "preBria")
     response = browser.post(path(order_id, action="undo"), htmx=True)
     assert response.status_code == 200 and 'id="decision-panel"' in response.get_data(as_text=True)
     assert response.headers["HX-Trigger"] == "stage-decided"
@@ -171,7 +172,7 @@ def test_undo_within_the_window(app, login_as, reviewer):
 
 def test_undo_after_the_window_is_409_and_changes_nothing(app, login_as, reviewer):
     order_id = make_order_with_stages("pending").order_id
-    decisions.approve(ANA, order_id, "preBria")
+    review.approve(ANA, order_id, "preBria")
     age_decisions(order_id, 3600)
     response = login_as(reviewer).post(path(order_id, action="undo"), htmx=True)
     assert response.status_code == 409 and "admin can reopen" in response.get_data(as_text=True)
@@ -181,7 +182,7 @@ def test_undo_after_the_window_is_409_and_changes_nothing(app, login_as, reviewe
 
 def test_undo_by_someone_else_is_403(app, login_as, other):
     order_id = make_order_with_stages("pending").order_id
-    decisions.approve(ANA, order_id, "preBria")
+    review.approve(ANA, order_id, "preBria")
     assert login_as(other).post(path(order_id, action="undo"), htmx=True).status_code == 403
     assert stage_row(order_id).status == "approved"
 
@@ -190,8 +191,8 @@ def test_undo_by_someone_else_is_403(app, login_as, other):
 
 def test_timeline_page_and_its_fragment(app, login_as, reviewer):
     order_id = make_order_with_stages("pending").order_id
-    claims.claim(ANA, order_id, "preBria")
-    decisions.reject(ANA, order_id, "preBria", notes="<b>hair</b>", reasons=["character_drift"])
+    review.claim(ANA, order_id, "preBria")
+    review.reject(ANA, order_id, "preBria", notes="<b>hair</b>", reasons=["character_drift"])
     browser = login_as(reviewer)
     page = browser.get(f"/orders/{order_id}/timeline").get_data(as_text=True)
     assert "Timeline of" in page and "Character drift" in page and "&lt;b&gt;hair&lt;/b&gt;" in page
@@ -204,7 +205,7 @@ def test_timeline_page_and_its_fragment(app, login_as, reviewer):
 def test_reject_report_counts_reasons_per_stage(app, login_as, reviewer):
     for reasons in (["character_drift"], ["character_drift", "anatomy"]):
         order_id = make_order_with_stages("pending").order_id
-        decisions.reject(ANA, order_id, "preBria", notes="no", reasons=reasons)
+        review.reject(ANA, order_id, "preBria", notes="no", reasons=reasons)
     html = login_as(reviewer).get("/reports/rejects?period=7").get_data(as_text=True)
     assert "Why stages are rejected" in html
     row = html.split("Character drift", 1)[1].split("</tr>", 1)[0]
@@ -256,7 +257,7 @@ def test_the_page_carries_the_fingerprint_of_the_assets_it_shows(app, login_as, 
 
 def test_a_decision_on_a_stage_someone_else_holds_is_409_over_http(app, login_as, reviewer, other):
     order_id = make_order_with_stages("pending").order_id
-    claims.claim(BEN, order_id, "preBria")
+    review.claim(BEN, order_id, "preBria")
     ana = login_as(reviewer)
     page = ana.get(path(order_id)).get_data(as_text=True)
     assert "Being reviewed by ben@example.com" in page and "is reviewing this stage" in page
@@ -297,7 +298,7 @@ def test_next_follows_the_queue_filter_the_reviewer_came_from(app, login_as, rev
 def test_queue_shows_who_is_reviewing_and_marks_late_stages(app, login_as, reviewer):
     held = make_order_with_stages("pending").order_id
     late = make_order_with_stages("pending").order_id
-    claims.claim(BEN, held, "preBria")
+    review.claim(BEN, held, "preBria")
     db.session.execute(db.update(ReviewStage).where(ReviewStage.order_id == late)
                        .values(created_at=db.func.now() - timedelta(hours=30)))
     db.session.commit()
@@ -342,13 +343,13 @@ def test_pre_bria_has_nothing_to_compare(app, login_as, reviewer):
 
 
 def test_a_voided_approval_says_what_changed_on_the_page(app, login_as, reviewer, tmp_path):
-    from lhb_review.review import uploads
+    from lhb_review import review
     from lhb_review.core.storage import LocalStorage
 
     order = make_order_with_stages("pending")
-    decisions.approve(ANA, order.order_id, "preBria")
+    review.approve(ANA, order.order_id, "preBria")
     key = order.r2_assets["preBria"][0]["key"]
-    uploads.replace_asset(ANA, order.order_id, "preBria", key, files.image_bytes(),
+    review.replace_asset(ANA, order.order_id, "preBria", key, files.image_bytes(),
                           storage=LocalStorage(tmp_path))
     html = login_as(reviewer).get(path(order.order_id)).get_data(as_text=True)
     assert "The approval by ana@example.com was voided" in html and f"Gone: <code>{key}</code>" in html
@@ -357,8 +358,8 @@ def test_a_voided_approval_says_what_changed_on_the_page(app, login_as, reviewer
 def test_start_reviewing_opens_the_first_stage_one_can_act_on(app, login_as, reviewer):
     held = make_order_with_stages("pending").order_id
     free = make_order_with_stages("pending").order_id
-    claims.claim(BEN, held, "preBria")
+    review.claim(BEN, held, "preBria")
     browser = login_as(reviewer)
     assert browser.get("/queue/next").headers["Location"].endswith(path(free))
-    claims.claim(BEN, free, "preBria")
+    review.claim(BEN, free, "preBria")
     assert browser.get("/queue/next").headers["Location"].endswith("/queue")

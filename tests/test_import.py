@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from lhb_review.extensions import db
 from lhb_review.models import Approval, AuditLog, ReviewStage
-from lhb_review.review import decisions
+from lhb_review import review
 from lhb_review.pipeline import importer
 from lhb_review.core.actors import Actor
 from tests.factories import make_order_with_stages
@@ -93,7 +93,7 @@ def test_a_second_run_changes_nothing(app, runner):
 
 def test_a_newer_decision_in_the_database_is_never_overwritten(app):
     order = make_order_with_stages("pending", order_id="LHB-4001")
-    decisions.reject(REVIEWER, order.order_id, "preBria", notes="Decided after the file was written",
+    review.reject(REVIEWER, order.order_id, "preBria", notes="Decided after the file was written",
                      reasons=["other"])
     report = importer.run(SINGLE, apply_changes=True)
     assert report.counts == {"import": 0, "unchanged": 0, "newer": 1}
@@ -127,7 +127,7 @@ def test_a_pending_entry_never_undoes_an_approval(app, tmp_path):
     file = tmp_path / "pending.json"
     file.write_text('{"LHB-5001": {"preBria": {"status": "pending"}}}')
     order = make_order_with_stages("pending", order_id="LHB-5001")
-    decisions.approve(REVIEWER, order.order_id, "preBria")
+    review.approve(REVIEWER, order.order_id, "preBria")
     report = importer.run(file, apply_changes=True)
     assert report.counts["unchanged"] == 1 and approvals()[("LHB-5001", "preBria")].status == "approved"
 

@@ -6,7 +6,7 @@ import re
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from lhb_review.review import decisions
+from lhb_review import review
 from lhb_review.core.actors import Actor
 from lhb_review.core.errors import AlreadyDecided
 from tests.factories import make_order_with_stages
@@ -63,8 +63,8 @@ def test_decisions_counted_by_stage_and_outcome(client):
     before = scrape(client)
     actor = Actor(email="rita@example.com")
     order = make_order_with_stages("pending", "pending")
-    decisions.approve(actor=actor, order_id=order.order_id, stage="preBria")
-    decisions.reject(actor=actor, order_id=order.order_id, stage="postBria", notes="hair is the wrong colour",
+    review.approve(actor=actor, order_id=order.order_id, stage="preBria")
+    review.reject(actor=actor, order_id=order.order_id, stage="postBria", notes="hair is the wrong colour",
                      reasons=["character_drift"])
     after = scrape(client)
     for stage, outcome in (("preBria", "approved"), ("postBria", "rejected")):
@@ -78,7 +78,7 @@ def test_a_refused_decision_is_not_counted(client):
     order = make_order_with_stages("approved")
     before = scrape(client)
     with pytest.raises(AlreadyDecided):
-        decisions.approve(actor=actor, order_id=order.order_id, stage="preBria")
+        review.approve(actor=actor, order_id=order.order_id, stage="preBria")
     after = scrape(client)
     assert value(after, "lhb_decisions_total", stage="preBria", outcome="approved") == \
         value(before, "lhb_decisions_total", stage="preBria", outcome="approved")

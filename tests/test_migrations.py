@@ -41,3 +41,31 @@ def test_upgrade_creates_everything_and_downgrade_base_removes_it(scratch_databa
         upgrade()
         assert "orders" in tables(url)
         db.engine.dispose()
+
+
+def test_the_stage_order_migration_lists_orders_that_break_the_order_and_changes_nothing(scratch_database, tmp_path,
+                                                                                        capfd):
+    import pytest
+
+    url = scratch_database("stageorder")
+    application = create_app({"TESTING": True}, env=test_env(url, tmp_path))
+    with application.app_context():
+        upgrade(revision="0007_user_session_token")
+        with db.engine.begin() as conn:
+            conn.execute(text(
+                "INSERT INTO orders (order_id, platform, project, customer_first_name, customer_last_name, "
+                "customer_email, order_date, status) VALUES ('ORD-OUT', 'shopify', 'bedtime-hero', 'A', 'B', "
+                "'a@example.com', now(), 'in_review')"))
+            conn.execute(text(
+                "INSERT INTO review_stages (order_id, stage_name, status) VALUES "
+                "('ORD-OUT', 'preBria', 'pending'), ('ORD-OUT', 'postBria', 'approved')"))
+        with pytest.raises(SystemExit):  # Flask-Migrate logs the migration's error and exits non-zero
+            upgrade()
+        assert "order ORD-OUT: postBria is approved while preBria is not" in capfd.readouterr().err
+        with db.engine.connect() as conn:
+            statuses = dict(conn.execute(text(
+                "SELECT stage_name, status FROM review_stages WHERE order_id = 'ORD-OUT'")).all())
+            head = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        assert statuses == {"preBria": "pending", "postBria": "approved"}
+        assert head == "0007_user_session_token"
+        db.engine.dispose()

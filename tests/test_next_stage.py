@@ -5,7 +5,7 @@ from datetime import datetime, timedelta, timezone
 
 from lhb_review.extensions import db
 from lhb_review.models import Order, ReviewStage
-from lhb_review.review import claims
+from lhb_review import review
 from lhb_review.review.next_stage import next_waiting
 from tests.factories import make_order_with_stages
 from tests.flow_helpers import BEN
@@ -27,7 +27,7 @@ def test_next_in_age_order_skipping_blocked_held_and_decided_stages(app):
     last = make_order_with_stages("approved", "pending").order_id
     for hours, order_id in zip((50, 40, 30, 20, 10), (first, blocked, held, decided, last)):
         submitted(order_id, hours)
-    claims.claim(BEN, held, "preBria")
+    review.claim(BEN, held, "preBria")
     me = "ana@example.com"
     assert next_waiting(me) == (first, "preBria")
     assert next_waiting(me, current=(first, "preBria")) == (blocked, "preBria")

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import text
 
 from lhb_review.extensions import db
+from lhb_review.core.stages import Stage
 from tests.factories import make_order, make_stage, make_user
 from tests.sql_counter import count_statements
 
@@ -23,6 +24,9 @@ def reviewer(app, login_as):
 
 def stage_at(minutes: int, stage: str = "preBria", status: str = "pending", **order_fields):
     order = make_order(**order_fields)
+    if status == "approved":  # stages are approved in order: the earlier ones of this order are approved too
+        for earlier in Stage(stage).earlier:
+            make_stage(order, earlier.value, "approved", created_at=T0 + timedelta(minutes=minutes))
     make_stage(order, stage, status, created_at=T0 + timedelta(minutes=minutes))
     return order.order_id
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from lhb_review.review.reasons import REASON_CODES, REASONS, UnknownReason, label, parse_reasons
-from lhb_review.review import decisions
+from lhb_review import review
 from lhb_review.core.errors import Invalid
 from tests.factories import make_order_with_stages
 from tests.flow_helpers import ANA, approval_row, audit_rows, decision_rows, stage_row
@@ -26,7 +26,7 @@ def test_parse_keeps_known_codes_once_in_list_order():
 def test_reject_stores_reasons_and_assets_with_the_decision_and_in_the_audit_row(app):
     order = make_order_with_stages("pending")
     key = order.r2_assets["preBria"][0]["key"]
-    decisions.reject(ANA, order.order_id, "preBria", notes="Extra finger on the left hand",
+    review.reject(ANA, order.order_id, "preBria", notes="Extra finger on the left hand",
                      reasons=["other", "anatomy"], asset_keys=[key])
     [decision] = decision_rows(order.order_id)
     assert (decision.outcome, decision.reasons, decision.reason_assets) == ("rejected", ["anatomy", "other"], [key])
@@ -46,7 +46,7 @@ def test_reject_stores_reasons_and_assets_with_the_decision_and_in_the_audit_row
 def test_reject_with_bad_reasons_writes_nothing(app, reasons, assets, field):
     order_id = make_order_with_stages("pending").order_id
     with pytest.raises(Invalid) as caught:
-        decisions.reject(ANA, order_id, "preBria", notes="Wrong", reasons=reasons, asset_keys=assets)
+        review.reject(ANA, order_id, "preBria", notes="Wrong", reasons=reasons, asset_keys=assets)
     assert field in caught.value.fields
     assert stage_row(order_id).status == "pending"
     assert approval_row(order_id) is None
@@ -55,6 +55,6 @@ def test_reject_with_bad_reasons_writes_nothing(app, reasons, assets, field):
 
 def test_approve_records_no_reasons(app):
     order_id = make_order_with_stages("pending").order_id
-    decisions.approve(ANA, order_id, "preBria")
+    review.approve(ANA, order_id, "preBria")
     [decision] = decision_rows(order_id)
     assert decision.reasons == [] and "reasons" not in audit_rows(order_id)[0].details

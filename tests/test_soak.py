@@ -9,7 +9,7 @@ import sys
 import psycopg2
 import pytest
 
-from lhb_review.review import decisions
+from lhb_review import review
 from lhb_review.core.actors import Actor
 from tests.conftest import ROOT, plain_dsn
 from tests.factories import make_order_with_stages
@@ -42,8 +42,8 @@ def test_the_checks_accept_consistent_decisions(app, database_url):
     soak = load_soak()
     for _ in range(3):
         order = make_order_with_stages("pending", "pending")
-        decisions.approve(REVIEWER, order.order_id, "preBria")
-        decisions.reject(REVIEWER, order.order_id, "postBria", "colours", ["print_quality"])
+        review.approve(REVIEWER, order.order_id, "preBria")
+        review.reject(REVIEWER, order.order_id, "postBria", "colours", ["print_quality"])
     client_view = [(o, s, "x") for o, s in _decided(database_url)]
     assert soak.check_database(database_url, client_view) == []
 
@@ -69,7 +69,7 @@ def superuser_execute(database_url, statement, params=()):
 def test_the_checks_catch_broken_decisions(app, database_url, damage):
     soak = load_soak()
     order = make_order_with_stages("pending")
-    decisions.approve(REVIEWER, order.order_id, "preBria")
+    review.approve(REVIEWER, order.order_id, "preBria")
     client_view = [(order.order_id, "preBria", "approve")]
     if damage == "doubled audit row":
         superuser_execute(database_url, "INSERT INTO audit_logs (order_id, stage, action) VALUES (%s, 'preBria', "

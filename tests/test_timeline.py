@@ -5,7 +5,8 @@ from sqlalchemy import text
 
 from lhb_review.extensions import db
 from lhb_review.models import AuditLog, ErrorLog
-from lhb_review.review import claims, decisions, timeline
+from lhb_review import review
+from lhb_review.review import timeline
 from tests.factories import make_order_with_stages
 from tests.flow_helpers import ANA, BEN
 
@@ -19,8 +20,8 @@ def build_history():
     db.session.add(AuditLog(order_id=order_id, action="stage_submitted", stage="preBria",
                             reviewer_email="pipeline@littleherolabs.com", details={"assets": 2}))
     db.session.commit()
-    claims.claim(ANA, order_id, "preBria")
-    decisions.reject(ANA, order_id, "preBria", notes="Hair drifts", reasons=["character_drift", "anatomy"])
+    review.claim(ANA, order_id, "preBria")
+    review.reject(ANA, order_id, "preBria", notes="Hair drifts", reasons=["character_drift", "anatomy"])
     db.session.add(ErrorLog(error_id="err-1", error_type="render_failed", severity="error",
                             message="Bria timed out", details={"order_id": order_id, "stage": "postBria"}))
     db.session.add(ErrorLog(error_id="err-2", error_type="render_failed", severity="error",
@@ -67,7 +68,7 @@ def test_other_actions_and_the_limit(app):
     db.session.add_all([AuditLog(order_id=order_id, action="note_added", details={}),
                         AuditLog(order_id=order_id, action="webhook_delivered", details={})])
     db.session.commit()
-    claims.claim(BEN, order_id, "preBria")
+    review.claim(BEN, order_id, "preBria")
     assert at(timeline.order_timeline(order_id, kinds=["other"])) == [("other", "note_added")]
     assert at(timeline.order_timeline(order_id, kinds=["pipeline"])) == [("pipeline", "webhook_delivered")]
     assert len(timeline.order_timeline(order_id, limit=1)) == 1

@@ -5,11 +5,13 @@ import pytest
 
 from lhb_review.extensions import db
 from lhb_review.models import Order
-from lhb_review.review import claims, decisions, fingerprints
+from lhb_review import review
+from lhb_review.review import fingerprints
 from lhb_review.review.approvals import get_stage_status
 from lhb_review.review.claims import ClaimedByOther
 from lhb_review.core.errors import Invalid, NotFound
-from lhb_review.review.uploads import StorageUnavailable, check_upload, replace_asset
+from lhb_review.review.machine import replace_asset
+from lhb_review.review.uploads import StorageUnavailable, check_upload
 from lhb_review.core.storage import LocalStorage
 from tests import upload_files as files
 from tests.factories import make_order_with_stages
@@ -92,7 +94,7 @@ def test_replacing_an_image_stores_it_and_updates_r2_assets_and_the_audit(app, s
 
 def test_replacing_an_asset_of_an_approved_stage_voids_the_approval(app, store):
     order = make_order_with_stages("pending")
-    decisions.approve(ANA, order.order_id, "preBria")
+    review.approve(ANA, order.order_id, "preBria")
     old_key = order.r2_assets["preBria"][0]["key"]
     result = replace_asset(BEN, order.order_id, "preBria", old_key, files.image_bytes(), storage=store)
     assert result.voided and (result.status_before, result.status_after) == ("approved", "pending")
@@ -146,7 +148,7 @@ def test_replacing_with_the_same_file_is_refused(app, store):
 
 def test_a_stage_claimed_by_someone_else_cannot_have_its_assets_replaced(app, store):
     order = make_order_with_stages("pending")
-    claims.claim(BEN, order.order_id, "preBria")
+    review.claim(BEN, order.order_id, "preBria")
     with pytest.raises(ClaimedByOther):
         replace_asset(ANA, order.order_id, "preBria", order.r2_assets["preBria"][0]["key"], files.image_bytes(),
                       storage=store)

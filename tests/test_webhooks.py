@@ -19,7 +19,7 @@ from sqlalchemy import func, select, update
 from lhb_review.api.openapi import build_spec
 from lhb_review.extensions import db
 from lhb_review.models import AuditLog, WebhookAttempt, WebhookDelivery
-from lhb_review.review import decisions
+from lhb_review import review
 from lhb_review.pipeline import webhooks
 from lhb_review.core.actors import Actor
 from tests.factories import make_order_with_stages, make_user
@@ -63,7 +63,7 @@ def attempts(delivery_id) -> list[WebhookAttempt]:
 
 def approved_order(*urls):
     order = make_order_with_stages("pending", webhooks=list(urls))
-    decisions.approve(REVIEWER, order.order_id, "preBria", notes="Looks right")
+    review.approve(REVIEWER, order.order_id, "preBria", notes="Looks right")
     return order
 
 

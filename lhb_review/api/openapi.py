@@ -456,6 +456,7 @@ def build_spec() -> dict:
                                 },
                             },
                         ),
+                        "400": error("A cursor this API did not hand out (code `bad_cursor`)."),
                         **errors("401", "405", "422"),
                     },
                 },

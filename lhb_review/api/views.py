@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import uuid
 from datetime import datetime
 
 from flask import jsonify, request, url_for
-from sqlalchemy import String, and_, bindparam, or_, select, tuple_
+from sqlalchemy import String, and_, bindparam, select, tuple_
 
 from lhb_review.extensions import db
 from lhb_review.models import Approval, ApprovalFingerprint, AuditLog, Order, ReviewStage
-from lhb_review.models.core import stage_assets
-from lhb_review.review import decisions, outbox, submissions
+from lhb_review.models.core import asset_entries
+from lhb_review import review
+from lhb_review.core import paging
+from lhb_review.review import outbox
 from lhb_review.pipeline import orders
 from lhb_review.review.approvals import stage_statuses, status_answer
 from lhb_review.core.errors import AlreadyDecided, Invalid, NotFound
@@ -194,7 +193,7 @@ def stage_json(order_id: str, stage: str) -> dict:
         found if found.id is not None else None,
         order_id,
         stage,
-        stage_assets(found.assets),
+        asset_entries(found.assets),
         status_answer(found.approval_status, found.approved_fingerprint, found.assets),
         found.last_decision,
     )
@@ -228,7 +227,7 @@ def put_stage(order_id: str, stage: str):
     unknown = set(body) - {"assets"}
     if unknown:
         raise Invalid("Unknown fields in the body.", {str(k)[:100]: "Unknown field." for k in unknown})
-    outcome = submissions.submit(api_actor(), order_id, parsed.value, body.get("assets"))
+    outcome = review.submit(api_actor(), order_id, parsed.value, body.get("assets"))
     db.session.expire_all()
     response = jsonify({"result": outcome.result, "stage": stage_json(order_id, parsed.value)})
     response.status_code = 201 if outcome.result == "created" else 200
@@ -253,12 +252,12 @@ def approve_stage(order_id: str, stage: str):
     if unknown:
         raise Invalid("Unknown fields in the body.", {str(k)[:100]: "Unknown field." for k in unknown})
     notes = body.get("notes")
-    if notes is not None and (not isinstance(notes, str) or len(notes) > decisions.MAX_NOTES):
-        raise Invalid("Notes must be text.", {"notes": f"Text of at most {decisions.MAX_NOTES} characters."})
+    if notes is not None and (not isinstance(notes, str) or len(notes) > review.MAX_NOTES):
+        raise Invalid("Notes must be text.", {"notes": f"Text of at most {review.MAX_NOTES} characters."})
     actor = api_actor()
     result = "approved"
     try:
-        decisions.approve(actor, order_id, parsed.value, notes=notes)
+        review.approve(actor, order_id, parsed.value, notes=notes)
     except AlreadyDecided as exc:
         # A retried request: the stage is approved by this very token, so the answer is the same.
         if exc.context.get("status") != "approved" or exc.context.get("reviewer") != actor.email:
@@ -266,25 +265,6 @@ def approve_stage(order_id: str, stage: str):
         result = "already_approved"
     db.session.expire_all()
     return jsonify({"result": result, "stage": stage_json(order_id, parsed.value)})
-
-
-def encode_cursor(created_at: datetime, row_id: uuid.UUID) -> str:
-    raw = json.dumps([created_at.isoformat(), str(row_id)]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created, row_id = json.loads(raw)
-        parsed = datetime.fromisoformat(created)
-        if parsed.tzinfo is None:
-            raise ValueError("naive")
-        return parsed, uuid.UUID(row_id)
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError, AttributeError):
-        raise Invalid(
-            "The cursor is not one this API gave out.", {"cursor": "Use next_cursor as given."}
-        ) from None
 
 
 def parse_list_args() -> tuple[list[str], str | None, int, tuple[datetime, uuid.UUID] | None]:
@@ -304,8 +284,7 @@ def parse_list_args() -> tuple[list[str], str | None, int, tuple[datetime, uuid.
         errors["limit"] = f"A whole number from 1 to {MAX_LIMIT}."
     if errors:
         raise Invalid("Some query parameters are not valid.", errors)
-    cursor = request.args.get("cursor")
-    return statuses, stage, limit, decode_cursor(cursor) if cursor else None
+    return statuses, stage, limit, paging.decode_cursor("api-stages", request.args.get("cursor"))
 
 
 @bp.get("/stages")
@@ -315,16 +294,9 @@ def list_stages():
     query = select(ReviewStage).where(ReviewStage.status.in_(statuses), ReviewStage.created_at.is_not(None))
     if stage:
         query = query.where(ReviewStage.stage_name == stage)
-    if after:
-        created, row_id = after
-        query = query.where(
-            or_(
-                ReviewStage.created_at > created,
-                and_(ReviewStage.created_at == created, ReviewStage.id > row_id),
-            )
-        )
-    rows = db.session.scalars(query.order_by(ReviewStage.created_at, ReviewStage.id).limit(limit + 1)).all()
-    page, more = rows[:limit], len(rows) > limit
+    found = paging.keyset_page(query, ReviewStage.created_at, ReviewStage.id, after, limit=limit,
+                               purpose="api-stages")
+    page = found.rows
     order_ids = {r.order_id for r in page}
     orders_by_id = {
         o.order_id: o for o in db.session.scalars(select(Order).where(Order.order_id.in_(order_ids)))
@@ -334,8 +306,7 @@ def list_stages():
         order = orders_by_id.get(item["order_id"])
         item["platform"] = order.platform if order else None
         item["project"] = order.project if order else None
-    next_cursor = encode_cursor(page[-1].created_at, page[-1].id) if more else None
-    return jsonify({"items": items, "next_cursor": next_cursor})
+    return jsonify({"items": items, "next_cursor": found.next_cursor})
 
 
 @bp.get("/openapi.json")

@@ -188,7 +188,7 @@ def health_command() -> None:
 @click.option("--limit", default=500, show_default=True, type=click.IntRange(1, 100000))
 def claims_sweep(limit: int) -> None:
     """Return stages whose claim lapsed to pending (safe to run from cron; pages also sweep as they load)."""
-    from lhb_review.review.claims import sweep_lapsed
+    from lhb_review.review import expire_lapsed
 
-    swept = sweep_lapsed(limit)
+    swept = expire_lapsed(limit)
     click.echo(f"Swept {swept} lapsed claim{'s' if swept != 1 else ''}.")

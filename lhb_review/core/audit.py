@@ -10,6 +10,38 @@ from lhb_review.core.actors import Actor
 
 MAX_USER_AGENT = 1000
 
+# Every audit action lhb-review writes (the database's own triggers included), with the words people read.
+ACTIONS: dict[str, str] = {
+    "stage_submitted": "Submitted for review",
+    "stage_claimed": "Claimed",
+    "stage_claim_taken_over": "Claim taken over",
+    "stage_released": "Released",
+    "claim_lapsed": "Claim lapsed",
+    "stage_approved": "Approved",
+    "stage_rejected": "Rejected",
+    "stage_reopened": "Reopened",
+    "stage_undone": "Decision undone",
+    "asset_replaced": "Asset replaced",
+    "approval_voided": "Approval voided",
+    "stage_voided": "Approval withdrawn (an earlier stage changed)",
+    "approval_refused": "Approval refused (out of order)",
+    "approval_imported": "Approval imported",
+    "order_created": "Order created",
+    "order_updated": "Order updated",
+    "webhook_retry_requested": "Webhook retry requested",
+    "api_token_created": "API token created",
+    "api_token_revoked": "API token revoked",
+    "login": "Signed in",
+    "login_failed": "Sign-in failed",
+    "logout": "Signed out",
+    "user_created": "User created",
+    "user_enabled": "User enabled",
+    "user_disabled": "User disabled",
+    "user_role_changed": "Role changed",
+    "user_password_reset": "Password reset",
+    "error_resolved": "Error resolved",
+}
+
 
 def valid_ip(value: str | None) -> str | None:
     if not value:
@@ -28,7 +60,11 @@ def record(
     stage: str | None = None,
     details: dict[str, Any] | None = None,
 ) -> AuditLog:
-    """Add one audit row to the current transaction; it commits or rolls back with the change."""
+    """Add one audit row to the current transaction; it commits or rolls back with the change.
+
+    ``action`` is one of ACTIONS: an action nobody listed is a programming error, refused before any write."""
+    if action not in ACTIONS:
+        raise ValueError(f"unknown audit action {action!r}: add it to core.audit.ACTIONS")
     row = AuditLog(
         order_id=order_id or "",
         action=action,

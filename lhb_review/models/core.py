@@ -18,9 +18,18 @@ NOW = text("now()")
 SESSION_TOKEN_DEFAULT = text("replace((gen_random_uuid())::text, '-'::text, ''::text)")
 
 
-def stage_assets(entries: Any) -> list[dict[str, Any]]:
-    """One stage's r2_assets value as a list of assets: only entries that are objects with a key."""
-    return [a for a in entries or [] if isinstance(a, dict) and a.get("key")]
+def asset_entries(entries: Any) -> list[dict[str, Any]]:
+    """One stage's r2_assets value as a list of assets: only objects with a non-empty text key (anything
+    malformed the pipeline or another tool may have stored is left out)."""
+    if not isinstance(entries, list):
+        return []
+    return [a for a in entries if isinstance(a, dict) and isinstance(a.get("key"), str) and a["key"]]
+
+
+def stage_assets(r2_assets: Any, stage: str) -> list[dict[str, Any]]:
+    """The one reading of a stage's assets from an order's r2_assets, for the page, the fingerprints, compare,
+    uploads and the API alike."""
+    return asset_entries(r2_assets.get(stage) if isinstance(r2_assets, dict) else None)
 
 
 class Order(db.Model):
@@ -67,7 +76,7 @@ class Order(db.Model):
 
     def assets_for(self, stage: str) -> list[dict[str, Any]]:
         """The stage's entries of r2_assets (a list of {key, label, content_type, sha256})."""
-        return stage_assets((self.r2_assets or {}).get(stage))
+        return stage_assets(self.r2_assets, stage)
 
 
 class ReviewStage(db.Model):

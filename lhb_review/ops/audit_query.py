@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Iterator
 
-from sqlalchemy import Select, select, text, tuple_
+from sqlalchemy import Select, select, text
 
 from lhb_review.extensions import db
 from lhb_review.models import AuditLog
-from lhb_review.core.paging import decode_cursor, encode_cursor
+from lhb_review.core.paging import AFTER, Cursor, decode_cursor, keyset_page
 from lhb_review.core.errors import Invalid
 
 CSV_COLUMNS = ("created_at", "action", "order_id", "stage", "reviewer_email", "ip_address", "user_agent",
@@ -88,15 +88,9 @@ class AuditFilters:
 
 def page(filters: AuditFilters, after: str | None = None, limit: int = 50):
     """Newest first, keyset-paged on (created_at, id): no OFFSET, no COUNT. Returns (rows, next cursor)."""
-    query = filters.apply(select(AuditLog))
-    position = decode_cursor(after)
-    if position:
-        query = query.where(tuple_(AuditLog.created_at, AuditLog.id) < tuple_(*position))
-    rows = db.session.scalars(
-        query.order_by(AuditLog.created_at.desc(), AuditLog.id.desc()).limit(limit + 1)
-    ).all()
-    next_cursor = encode_cursor(rows[limit - 1].created_at, rows[limit - 1].id) if len(rows) > limit else None
-    return rows[:limit], next_cursor
+    found = keyset_page(filters.apply(select(AuditLog)), AuditLog.created_at, AuditLog.id,
+                        decode_cursor("audit", after), limit=limit, purpose="audit", newest_first=True)
+    return found.rows, found.next_cursor
 
 
 def known_actions() -> list[str]:
@@ -128,13 +122,10 @@ def csv_lines(filters: AuditFilters, batch: int = 1000) -> Iterator[str]:
     writer = csv.writer(buffer)
     writer.writerow(CSV_COLUMNS)
     yield buffer.getvalue()
-    query = filters.apply(select(AuditLog)).order_by(AuditLog.created_at.desc(), AuditLog.id.desc())
-    position = None
+    query, cursor = filters.apply(select(AuditLog)), None
     while True:
-        chunk = query
-        if position is not None:
-            chunk = chunk.where(tuple_(AuditLog.created_at, AuditLog.id) < tuple_(*position))
-        rows = db.session.scalars(chunk.limit(batch)).all()
+        rows = keyset_page(query, AuditLog.created_at, AuditLog.id, cursor, limit=batch, purpose="audit",
+                           newest_first=True).rows
         if not rows:
             return
         buffer.seek(0)
@@ -147,5 +138,5 @@ def csv_lines(filters: AuditFilters, batch: int = 1000) -> Iterator[str]:
                 csv_safe(json.dumps(row.details or {}, sort_keys=True, ensure_ascii=False)), str(row.id),
             ])
         yield buffer.getvalue()
-        position = (rows[-1].created_at, rows[-1].id)
+        cursor = Cursor(AFTER, rows[-1].created_at, rows[-1].id)
         db.session.expunge_all()

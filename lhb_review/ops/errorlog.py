@@ -2,16 +2,14 @@
 and the admin's read and resolve side."""
 from __future__ import annotations
 
-import base64
 import logging
 import secrets
 import traceback
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from prometheus_client import Counter
-from sqlalchemy import func, insert, select, tuple_
+from sqlalchemy import func, insert, select
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from lhb_review.extensions import db
@@ -20,7 +18,7 @@ from lhb_review.core import audit
 from lhb_review.core.actors import Actor
 from lhb_review.core.audit import valid_ip
 from lhb_review.core.errors import Conflict, Invalid, NotFound
-from lhb_review.core.paging import decode_cursor, encode_cursor
+from lhb_review.core.paging import decode_cursor, keyset_page
 from lhb_review.core.tx import transaction
 from lhb_review.ops.audit_query import distinct_values
 
@@ -144,12 +142,9 @@ def list_errors(filters: ErrorFilters, after: str | None = None, limit: int = 50
         query = query.where(ErrorLog.resolved.is_(True))
     elif filters.resolved is False:
         query = query.where(ErrorLog.resolved.isnot(True))
-    position = decode_cursor(after)
-    if position:
-        query = query.where(tuple_(ErrorLog.created_at, ErrorLog.id) < tuple_(*position))
-    rows = db.session.scalars(query.order_by(ErrorLog.created_at.desc(), ErrorLog.id.desc()).limit(limit + 1)).all()
-    next_cursor = encode_cursor(rows[limit - 1].created_at, rows[limit - 1].id) if len(rows) > limit else None
-    return rows[:limit], next_cursor
+    found = keyset_page(query, ErrorLog.created_at, ErrorLog.id, decode_cursor("errors", after), limit=limit,
+                        purpose="errors", newest_first=True)
+    return found.rows, found.next_cursor
 
 
 def error_types() -> list[str]:

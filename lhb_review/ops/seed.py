@@ -133,6 +133,7 @@ def _create_order(n: int, order_id: str, asset_root: Path, now: datetime) -> Non
             reviewer_email=reviewer if status != "pending" else None,
             reviewer_notes=notes,
         ))
+        db.session.flush()  # the stage before its approvals row, as the approvals trigger expects
         db.session.add(AuditLog(order_id=order_id, action="stage_submitted", stage=stage.value,
                                 reviewer_email=PIPELINE, details={"assets": len(assets[stage.value])},
                                 created_at=t))

@@ -15,16 +15,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert
-
-from lhb_review.extensions import db
 from lhb_review.models import Approval, ReviewStage
-from lhb_review.core.stages import STAGE_NAMES, StageStatus
-from lhb_review.core import audit
-from lhb_review.core.actors import SYSTEM_EMAIL, Actor
+from lhb_review.core.stages import STAGE_NAMES
+from lhb_review.core.actors import SYSTEM_EMAIL
 from lhb_review.pipeline.orders import storable
-from lhb_review.core.tx import transaction
+from lhb_review import review
 
 STATUSES = ("approved", "pending")
 MAX_FILE_BYTES = 50 * 1024 * 1024
@@ -146,22 +141,6 @@ def read_file(path: Path) -> tuple[list[Entry], list[str]]:
     return entries, errors
 
 
-def database_decision(entry: Entry) -> tuple[Approval | None, ReviewStage | None]:
-    approval = db.session.scalar(
-        select(Approval)
-        .where(Approval.order_id == entry.order_id, Approval.stage == entry.stage)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    stage = db.session.scalar(
-        select(ReviewStage)
-        .where(ReviewStage.order_id == entry.order_id, ReviewStage.stage_name == entry.stage)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    return approval, stage
-
-
 def plan(entry: Entry, approval: Approval | None, stage: ReviewStage | None) -> str:
     """import, unchanged or newer: what the entry does against what the database holds."""
     if entry.status == "pending":
@@ -184,46 +163,6 @@ def plan(entry: Entry, approval: Approval | None, stage: ReviewStage | None) -> 
     return "import"
 
 
-def apply(entry: Entry, approval: Approval | None, stage: ReviewStage | None) -> None:
-    """Write one entry: the approvals row (with the file's time), the stage when it exists, the audit row."""
-    values = dict(
-        order_id=entry.order_id,
-        stage=entry.stage,
-        status=entry.status,
-        approved_at=entry.approved_at,
-        reviewer_email=entry.reviewer,
-        reviewer_notes=entry.notes,
-    )
-    stmt = insert(Approval).values(**values)
-    db.session.execute(
-        stmt.on_conflict_do_update(
-            index_elements=[Approval.order_id, Approval.stage],
-            set_={k: stmt.excluded[k] for k in ("status", "approved_at", "reviewer_email", "reviewer_notes")},
-        )
-    )
-    stage_before = stage.status if stage else None
-    if stage is not None and entry.status == "approved":
-        stage.status = StageStatus.APPROVED.value
-        stage.reviewed_at = entry.approved_at
-        stage.reviewer_email = entry.reviewer
-        stage.reviewer_notes = entry.notes
-    audit.record(
-        Actor(email=entry.reviewer, kind="system"),
-        "approval_imported",
-        order_id=entry.order_id,
-        stage=entry.stage,
-        details={
-            "source": Path(entry.source).name,
-            "position": entry.path,
-            "status": entry.status,
-            "approved_at": entry.approved_at.isoformat() if entry.approved_at else None,
-            "notes": entry.notes,
-            "approval_before": approval.status if approval else None,
-            "stage_status_before": stage_before,
-        },
-    )
-
-
 def run(path: Path, *, apply_changes: bool = False) -> Report:
     """Import every file at ``path`` (a file or a directory of *.json); a dry run unless ``apply_changes``."""
     report = Report(applied=apply_changes)
@@ -235,11 +174,7 @@ def run(path: Path, *, apply_changes: bool = False) -> Report:
         entries, errors = read_file(file)
         report.errors.extend(errors)
         for entry in entries:
-            with transaction():
-                approval, stage = database_decision(entry)
-                action = plan(entry, approval, stage)
-                if action == "import" and apply_changes:
-                    apply(entry, approval, stage)
+            action = review.import_approval(entry, plan=plan, apply_changes=apply_changes)
             report.counts[action] += 1
             label = {
                 "import": "import" if not apply_changes else "imported",

@@ -1,14 +1,11 @@
-"""The review of an order's stages: the state machine that owns every change, and what reviewers read."""
-from lhb_review.review.claims import claim, release, renew, takeover
-from lhb_review.review.claims import sweep_lapsed as expire_lapsed
-from lhb_review.review.decisions import approve, reject, reopen
-from lhb_review.review.submissions import submit
-from lhb_review.review.undoing import undo
-from lhb_review.review.uploads import replace_asset
-from lhb_review.models.core import stage_assets as _assets
+"""The review of an order's stages: the state machine that owns every change (review.machine), and the reads
+reviewers need. Views, the API, the CLI and the importer change review state only through these entry points."""
+from lhb_review.review.machine import (ALLOWED, MAX_NOTES, Action, Who, approve, claim, expire_lapsed,
+                                       import_approval, perform, reject, release, renew, reopen, replace_asset,
+                                       submit, takeover, undo)
 
-VOID_ACTIONS = ("approval_voided", "stage_voided")
+VOID_ACTIONS = ("approval_voided", "stage_voided")  # audit actions that withdrew a stage's approval
 
-
-def stage_assets(order, stage: str) -> list[dict]:
-    return _assets((order.r2_assets or {}).get(stage))
+__all__ = ["ALLOWED", "MAX_NOTES", "VOID_ACTIONS", "Action", "Who", "approve", "claim", "expire_lapsed",
+           "import_approval", "perform", "reject", "release", "renew", "reopen", "replace_asset", "submit",
+           "takeover", "undo"]

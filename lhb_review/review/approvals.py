@@ -6,25 +6,27 @@ from sqlalchemy.dialects.postgresql import insert
 
 from lhb_review.extensions import db
 from lhb_review.models import Approval, ApprovalFingerprint, Order
+from lhb_review.models.core import asset_entries, stage_assets
 from lhb_review.core.stages import Stage, parse_stage
 from lhb_review.review import fingerprints
 from lhb_review.core.actors import SYSTEM_EMAIL
 
 
 def upsert_approval(order_id: str, stage: Stage, *, status: str, reviewer: str, notes: str | None = None,
-                    assets: list | None = None) -> Approval:
+                    assets: list | None = None, approved_at=None, record_assets: bool = True) -> Approval:
     """Insert or update the (order, stage) approvals row inside the caller's transaction.
 
     An approval also records the fingerprint of the stage's assets as they are now: the approval
     covers those assets and no others (see get_stage_status). ``assets``: the stage's assets when the
-    caller has already read them in this transaction (else they are read here).
+    caller has already read them in this transaction (else they are read here); ``approved_at``: when,
+    if not now (an imported approval keeps its own time); ``record_assets=False`` records no fingerprint.
     """
     approved = status == "approved"
     values = dict(
         order_id=order_id,
         stage=stage.value,
         status=status,
-        approved_at=func.now() if approved else None,
+        approved_at=(approved_at or func.now()) if approved else None,
         reviewer_email=reviewer,
         reviewer_notes=notes,
     )
@@ -39,7 +41,7 @@ def upsert_approval(order_id: str, stage: Stage, *, status: str, reviewer: str, 
             "updated_at": func.now(),
         },
     ).returning(Approval)
-    if approved:  # the fingerprint's upsert travels in the same statement, as a data-modifying CTE
+    if approved and record_assets:  # the fingerprint's upsert travels in the same statement, as a data-modifying CTE
         recorded = fingerprints.record_approval_statement(order_id, stage, assets)
         stmt = stmt.add_cte(recorded.returning(ApprovalFingerprint.order_id).cte("recorded_fingerprint"))
     return db.session.scalars(stmt, execution_options={"populate_existing": True}).one()
@@ -93,8 +95,8 @@ def stage_statuses(keys: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
         .where(tuple_(Approval.order_id, Approval.stage).in_(list(answers)))
     ).all()
     for row in rows:
-        assets = row.r2_assets.get(row.stage) if isinstance(row.r2_assets, dict) else None
-        answers[(row.order_id, row.stage)] = status_answer(row.status, row.fingerprint, assets)
+        answers[(row.order_id, row.stage)] = status_answer(row.status, row.fingerprint,
+                                                           stage_assets(row.r2_assets, row.stage))
     return answers
 
 
@@ -103,6 +105,6 @@ def status_answer(approval_status: str | None, approved_fingerprint: str | None,
     assets now: "approved" only while they are the assets that were approved."""
     if approval_status != "approved":
         return "pending"
-    if approved_fingerprint is None or fingerprints.fingerprint(assets) == approved_fingerprint:
+    if approved_fingerprint is None or fingerprints.fingerprint(asset_entries(assets)) == approved_fingerprint:
         return "approved"
     return "pending"

@@ -5,11 +5,12 @@ import hashlib
 import json
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 
 from lhb_review.extensions import db
-from lhb_review.models import ApprovalFingerprint, Order, StageDecision
+from lhb_review.models import ApprovalFingerprint, Order
+from lhb_review.models.core import stage_assets
 from lhb_review.core.stages import Stage
 
 
@@ -40,10 +41,8 @@ def diff(old: list[dict[str, Any]] | None, new: list[dict[str, Any]] | None) -> 
 
 
 def current_assets(order_id: str, stage: Stage) -> list[dict[str, Any]]:
-    """The stage's entries of the order's r2_assets as stored now (empty when the order has none)."""
-    assets = db.session.scalar(select(Order.r2_assets).where(Order.order_id == order_id))
-    entries = assets.get(stage.value) if isinstance(assets, dict) else None
-    return [a for a in entries if isinstance(a, dict) and a.get("key")] if isinstance(entries, list) else []
+    """The stage's assets as stored now (empty when the order has none)."""
+    return stage_assets(db.session.scalar(select(Order.r2_assets).where(Order.order_id == order_id)), stage.value)
 
 
 def record_approval(order_id: str, stage: Stage, assets: list[dict[str, Any]] | None = None) -> str:
@@ -70,17 +69,3 @@ def record_approval_statement(order_id: str, stage: Stage, assets: list[dict[str
 
 def approved_fingerprint(order_id: str, stage: Stage) -> ApprovalFingerprint | None:
     return db.session.get(ApprovalFingerprint, (order_id, stage.value), populate_existing=True)
-
-
-def forget_approval(order_id: str, stage: Stage, *, reason: str) -> None:
-    """When an approval is voided: drop its fingerprint and mark the approving decision voided (in the
-    caller's transaction; the decision stays in the history, with the reason)."""
-    db.session.execute(delete(ApprovalFingerprint).where(ApprovalFingerprint.order_id == order_id,
-                                                         ApprovalFingerprint.stage == stage.value))
-    db.session.execute(
-        update(StageDecision)
-        .where(StageDecision.order_id == order_id, StageDecision.stage == stage.value,
-               StageDecision.outcome == "approved", StageDecision.undone_at.is_(None),
-               StageDecision.voided_at.is_(None))
-        .values(voided_at=func.now(), void_reason=reason[:100])
-    )

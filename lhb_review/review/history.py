@@ -1,11 +1,10 @@
 """The decision history of a stage: what each approve or reject saw, why, and what it replaced.
 
-Decision functions call ``before_decision`` once the stage row is locked (it checks the claim and the
-assets the reviewer saw, and snapshots the state an undo returns to) and ``record_decision`` after.
+The state machine calls ``before_decision`` once the stage rows are locked: it checks the claim and the
+assets the reviewer saw, and snapshots the state an undo returns to.
 """
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -15,6 +14,7 @@ from sqlalchemy import select, text
 from lhb_review.extensions import db
 from lhb_review.models import ReviewStage, StageDecision
 from lhb_review.review.reasons import UnknownReason, parse_reasons
+from lhb_review.models.core import stage_assets
 from lhb_review.review import claims, fingerprints
 from lhb_review.core.actors import Actor
 from lhb_review.core.errors import Conflict, Invalid
@@ -58,12 +58,6 @@ DECISION_FACTS_SQL = text("""
       LEFT JOIN approvals a ON a.order_id = :order_id AND a.stage = :stage
       LEFT JOIN approval_fingerprints f ON f.order_id = :order_id AND f.stage = :stage
 """)
-
-
-def stage_assets(r2_assets: Any, stage: str) -> list[dict[str, Any]]:
-    """The stage's entries of an order's r2_assets value (empty when there are none)."""
-    entries = r2_assets.get(stage) if isinstance(r2_assets, dict) else None
-    return [a for a in entries if isinstance(a, dict) and a.get("key")] if isinstance(entries, list) else []
 
 
 def before_decision(actor: Actor, row: ReviewStage, *, expected_fingerprint: str | None = None) -> Seen:
@@ -118,36 +112,6 @@ def clean_reasons(values, asset_keys, assets: list[dict[str, Any]]) -> tuple[lis
     return reasons, [k for k in known if k in given]
 
 
-def record_decision(
-    actor: Actor,
-    row: ReviewStage,
-    seen: Seen,
-    *,
-    notes: str | None,
-    reasons: list[str] | None = None,
-    reason_assets: list[str] | None = None,
-) -> StageDecision:
-    """Add the decision to the history and end the stage's claim, in the caller's transaction."""
-    decision = StageDecision(
-        id=uuid.uuid4(),
-        order_id=row.order_id,
-        stage=row.stage_name,
-        outcome=row.status,
-        reviewer_email=actor.email,
-        notes=notes,
-        reasons=reasons or [],
-        reason_assets=reason_assets or [],
-        fingerprint=seen.fingerprint,
-        assets=fingerprints.asset_identity(seen.assets),
-        previous=seen.previous,
-        decided_at=seen.now,
-    )
-    db.session.add(decision)
-    if seen.claimed:  # the stage row is locked: no claim can have appeared since before_decision looked
-        claims.drop(row.order_id, row.stage_name)
-    return decision
-
-
 def audit_details(decision: StageDecision) -> dict[str, Any]:
     details: dict[str, Any] = {"decision_id": str(decision.id), "fingerprint": decision.fingerprint}
     if decision.outcome == "rejected":
@@ -194,7 +158,8 @@ FACTS_SQL = text("""
                                  'created_at', a.created_at, 'details', a.details)
          FROM audit_logs a
         WHERE a.order_id = :order_id AND a.stage = :stage
-          AND a.action IN ('stage_approved', 'stage_rejected', 'stage_undone', 'approval_voided', 'stage_reopened')
+          AND a.action IN ('stage_approved', 'stage_rejected', 'stage_undone', 'approval_voided', 'stage_voided',
+                         'stage_reopened')
         ORDER BY a.created_at DESC LIMIT 1) AS last_event
 """)
 

@@ -21,7 +21,7 @@ from lhb_review.review.approvals import stage_statuses
 MAX_WEBHOOKS = 10
 MAX_URL = 2000
 MIN_SECRET, MAX_SECRET = 16, 256
-EVENTS = ("stage_approved", "stage_rejected", "stage_reopened", "stage_undone", "approval_voided")
+EVENTS = ("stage_approved", "stage_rejected", "stage_reopened", "stage_undone", "approval_voided", "stage_voided")
 
 
 def parse_webhooks(value: Any) -> tuple[list[dict[str, str]] | None, dict[str, str]]:

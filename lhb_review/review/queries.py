@@ -12,10 +12,10 @@ from datetime import datetime
 from typing import Any, Mapping
 
 from flask import current_app
-from itsdangerous import BadData, URLSafeSerializer
-from sqlalchemy import and_, case, func, literal, literal_column, or_, select, tuple_, union_all
+from sqlalchemy import and_, case, func, literal, literal_column, or_, select, union_all
 from sqlalchemy.orm import joinedload
 
+from lhb_review.core import paging
 from lhb_review.extensions import db
 from lhb_review.models import AuditLog, Order, ReviewStage, StageClaim
 from lhb_review.core.stages import STAGE_NAMES, STAGE_ORDER, WAITING, StageStatus
@@ -124,33 +124,19 @@ def parse_queue_filter(args: Mapping[str, str]) -> QueueFilter:
 
 # --- cursors -------------------------------------------------------------------------------------------
 
-def _signer() -> URLSafeSerializer:
-    return URLSafeSerializer(current_app.config["SECRET_KEY"], salt="lhb-review.queue-cursor")
+QUEUE_CURSOR = "queue"
 
 
-@dataclass(frozen=True)
-class Cursor:
-    """A position in the queue: rows after (direction "a") or before ("b") the key (created_at, id)."""
-
-    direction: str
-    created_at: datetime
-    id: uuid.UUID
+def encode_cursor(direction: str, key: datetime, row_id: uuid.UUID) -> str:
+    return paging.encode_cursor(QUEUE_CURSOR, direction, key, row_id)
 
 
-def encode_cursor(direction: str, created_at: datetime, row_id: uuid.UUID) -> str:
-    return _signer().dumps([direction, created_at.isoformat(), str(row_id)])
-
-
-def decode_cursor(token: str) -> Cursor:
-    """The position a cursor names; BadQuery when it was not made by this app or does not parse."""
+def decode_cursor(token: str) -> paging.Cursor:
+    """The position a queue cursor names; BadQuery (400) when it was not made by this app."""
     try:
-        direction, created_at, row_id = _signer().loads(token)
-        parsed = Cursor(direction, datetime.fromisoformat(created_at), uuid.UUID(row_id))
-    except (BadData, ValueError, TypeError, AttributeError):
-        raise BadQuery("This page link is broken or out of date. Start again from the first page.") from None
-    if parsed.direction not in ("a", "b") or parsed.created_at.tzinfo is None:
-        raise BadQuery("This page link is broken or out of date. Start again from the first page.")
-    return parsed
+        return paging.decode_cursor(QUEUE_CURSOR, token)
+    except paging.BadCursor as exc:
+        raise BadQuery(exc.message) from None
 
 
 # --- the queue -----------------------------------------------------------------------------------------
@@ -211,7 +197,6 @@ def queue_page(f: QueueFilter) -> QueuePage:
     """One page of the queue in one statement: size rows after (or before) the cursor, oldest first
     (by submission, or by order date with sort "order_date"), with who holds a live claim on each."""
     first, second = sla.sort_columns(f.sort)
-    key = tuple_(first, second)
     live_claim = case((StageClaim.expires_at > func.now(), StageClaim.claimed_by))
     stmt = (
         select(
@@ -237,29 +222,10 @@ def queue_page(f: QueueFilter) -> QueuePage:
     if f.q:
         stmt = stmt.where(search_clause(f.q))
 
-    cursor = decode_cursor(f.cursor) if f.cursor else None
-    backwards = cursor is not None and cursor.direction == "b"
-    if cursor is not None:
-        bound = tuple_(literal(cursor.created_at, first.type), literal(cursor.id, ReviewStage.id.type))
-        stmt = stmt.where(key < bound if backwards else key > bound)
-    if backwards:
-        stmt = stmt.order_by(first.desc(), second.desc())
-    else:
-        stmt = stmt.order_by(first, second)
-    fetched = [QueueRow(*r) for r in db.session.execute(stmt.limit(f.size + 1)).all()]
-
-    more = len(fetched) > f.size
-    rows = fetched[: f.size]
-    if backwards:
-        rows.reverse()
-    has_next = (more and not backwards) or backwards
-    has_prev = (more and backwards) or (cursor is not None and not backwards)
-    return QueuePage(
-        rows=rows,
-        filter=f,
-        next_cursor=encode_cursor("a", position(rows[-1], f.sort), rows[-1].stage_id) if has_next and rows else None,
-        prev_cursor=encode_cursor("b", position(rows[0], f.sort), rows[0].stage_id) if has_prev and rows else None,
-    )
+    found = paging.keyset_page(stmt, first, second, decode_cursor(f.cursor) if f.cursor else None, limit=f.size,
+                               purpose=QUEUE_CURSOR, key_of=lambda row: (position(row, f.sort), row.stage_id),
+                               fetch=lambda s: [QueueRow(*r) for r in db.session.execute(s).all()])
+    return QueuePage(rows=found.rows, filter=f, next_cursor=found.next_cursor, prev_cursor=found.prev_cursor)
 
 
 def position(row: QueueRow, sort: str) -> datetime:

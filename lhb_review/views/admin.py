@@ -18,11 +18,12 @@ from sqlalchemy import select
 
 from lhb_review.web.auth import admin_required, current_actor
 from lhb_review.extensions import db
-from lhb_review.web.htmx import wants_fragment
+from lhb_review.web.htmx import fragment_or_redirect, wants_fragment
 from lhb_review.models import User
 from lhb_review.ops import audit_query, errorlog
 from lhb_review.ops import users as user_service
 from lhb_review.core.errors import DomainError, Invalid
+from lhb_review.core.paging import BadCursor
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -48,16 +49,21 @@ def index():
 
 @bp.get("/errors")
 def errors():
+    status = 200
     try:
         filters = errorlog.ErrorFilters.parse(request.args)
-        rows, next_cursor = errorlog.list_errors(filters, request.args.get("after"), _page_size())
     except Invalid as exc:
         flash(exc.message, "error")
         return redirect(url_for("admin.errors"))
+    try:
+        rows, next_cursor = errorlog.list_errors(filters, request.args.get("after"), _page_size())
+    except BadCursor as exc:  # the first page, with the reason the link did not work
+        flash(exc.message, "error")
+        (rows, next_cursor), status = errorlog.list_errors(filters, None, _page_size()), exc.status
     return render_template(
         "admin/errors.html", rows=rows, filters=filters, next_cursor=next_cursor,
         types=errorlog.error_types(), severities=errorlog.SEVERITIES,
-    )
+    ), status
 
 
 @bp.get("/errors/<error_id>")
@@ -75,10 +81,9 @@ def resolve_error(error_id: str):
             raise
         db.session.rollback()
         row, status, message = errorlog.get_error(error_id), exc.status, exc.message
-    if wants_fragment():
-        return render_template("admin/_error_row.html", error=row, message=message), status
-    flash(message, "info" if status == 200 else "error")
-    return redirect(request.form.get("next") if _local(request.form.get("next")) else url_for("admin.errors"), 303)
+    back = request.form.get("next") if _local(request.form.get("next")) else url_for("admin.errors")
+    return fragment_or_redirect(lambda: render_template("admin/_error_row.html", error=row, message=message), back,
+                                message=message, category="info" if status == 200 else "error", status=status)
 
 
 def _local(target: str | None) -> bool:
@@ -164,9 +169,9 @@ def audit_log():
     try:
         filters = audit_query.AuditFilters.parse(request.args)
         rows, next_cursor = audit_query.page(filters, request.args.get("after"), _page_size())
-    except Invalid as exc:
+    except (Invalid, BadCursor) as exc:
         return render_template("admin/audit.html", rows=[], filters=None, next_cursor=None, args=request.args,
-                               actions=audit_query.known_actions(), problem=exc.message), 422
+                               actions=audit_query.known_actions(), problem=exc.message), exc.status
     template = "admin/_audit_rows.html" if wants_fragment() else "admin/audit.html"
     return render_template(template, rows=rows, filters=filters, next_cursor=next_cursor, args=request.args,
                            actions=audit_query.known_actions(), problem=None)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import func, select
 
+from lhb_review.core.paging import BadCursor, decode_cursor, keyset_page
 from lhb_review.web.auth import admin_required, current_actor
 from lhb_review.extensions import db
 from lhb_review.models import WebhookDelivery
@@ -30,45 +30,28 @@ def index():
         query = query.where(WebhookDelivery.status == status)
     if order_id:
         query = query.where(WebhookDelivery.order_id == order_id)
-    before = parse_before(request.args.get("before"))
-    if before:
-        created, row_id = before
-        query = query.where(
-            or_(
-                WebhookDelivery.created_at < created,
-                and_(WebhookDelivery.created_at == created, WebhookDelivery.id < row_id),
-            )
-        )
-    rows = db.session.scalars(
-        query.order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id.desc()).limit(PAGE + 1)
-    ).all()
+    answer = 200
+    try:
+        cursor = decode_cursor("deliveries", request.args.get("before"))
+    except BadCursor as exc:  # the first page, with the reason the link did not work
+        flash(exc.message, "error")
+        cursor, answer = None, exc.status
+    found = keyset_page(query, WebhookDelivery.created_at, WebhookDelivery.id, cursor, limit=PAGE,
+                        purpose="deliveries", newest_first=True)
     counts = dict(
         db.session.execute(
             select(WebhookDelivery.status, func.count()).group_by(WebhookDelivery.status)
         ).all()
     )
-    more = len(rows) > PAGE
-    rows = rows[:PAGE]
-    next_before = f"{rows[-1].created_at.isoformat()}_{rows[-1].id}" if more else None
     return render_template(
         "deliveries/index.html",
-        rows=rows,
+        rows=found.rows,
         counts=counts,
         status=status,
         order_id=order_id,
         statuses=STATUSES,
-        next_before=next_before,
-    )
-
-
-def parse_before(value: str | None) -> tuple[datetime, uuid.UUID] | None:
-    if not value:
-        return None
-    created, _, row_id = value.rpartition("_")
-    try:
-        return datetime.fromisoformat(created), uuid.UUID(row_id)
-    except ValueError:
-        return None
+        next_before=found.next_cursor,
+    ), answer
 
 
 def load(delivery_id: str) -> WebhookDelivery:

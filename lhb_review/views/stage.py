@@ -106,7 +106,7 @@ def flow_context(order: Order, row: ReviewStage, *, auto_claim: bool = False, **
     """Everything the page's flow pieces need, in one statement beyond what the page loads."""
     parsed = Stage(row.stage_name)
     facts = history.stage_facts(order.order_id, parsed.value)
-    assets = review.stage_assets(order, parsed.value)
+    assets = order.assets_for(parsed.value)
     event = facts.last_event or {}
     return {
         "order_id": order.order_id,
@@ -161,7 +161,7 @@ def compare_context(order: Order, parsed: Stage) -> dict | None:
 
     def pictures(stage: Stage) -> list[dict]:
         found = []
-        for asset in review.stage_assets(order, stage.value):
+        for asset in order.assets_for(stage.value):
             label = asset.get("label") or asset["key"]
             if str(asset.get("content_type", "")).startswith("image/"):
                 found.append({"label": label, "url": url_for("assets.file", key=asset["key"])})
@@ -228,9 +228,10 @@ def claim_action(order_id: str, stage: str, action: str):
     except DomainError as exc:
         if beacon:
             return "", 204
+        refused = exc.message
         return fragment_or_redirect(
-            lambda: render_template("review/_claim.html", claim_ctx=claim_bar(order_id, stage, error=exc.message)),
-            stage_page(order_id, stage), message=exc.message, category="error", status=exc.status,
+            lambda: render_template("review/_claim.html", claim_ctx=claim_bar(order_id, stage, error=refused)),
+            stage_page(order_id, stage), message=refused, category="error", status=exc.status,
             headers={"HX-Trigger": "claim-changed"})
     if beacon:
         return "", 204
@@ -309,8 +310,9 @@ def undo_decision(order_id: str, stage: str):
     try:
         review.undo(current_actor(), order_id, stage)
     except DomainError as exc:
-        return fragment_or_redirect(lambda: render_panel(order_id, stage, error=exc.message),
-                                    stage_page(order_id, stage), message=exc.message, category="error",
+        refused = exc.message
+        return fragment_or_redirect(lambda: render_panel(order_id, stage, error=refused),
+                                    stage_page(order_id, stage), message=refused, category="error",
                                     status=exc.status)
     return fragment_or_redirect(lambda: render_panel(order_id, stage, outcome=UNDONE), stage_page(order_id, stage),
                                 message=UNDONE, headers={"HX-Trigger": "stage-decided"})
@@ -377,7 +379,7 @@ def replace(order_id: str, stage: str):
 def pdf_page(order_id: str, stage: str, page: int):
     """A picture of page ``page`` of the stage's PDF, for comparing it with the illustrations."""
     order, _ = load(order_id, stage)
-    pdf = next((a for a in review.stage_assets(order, stage) if a.get("content_type") == "application/pdf"), None)
+    pdf = next((a for a in order.assets_for(stage) if a.get("content_type") == "application/pdf"), None)
     if pdf is None:
         abort(404)
     try:

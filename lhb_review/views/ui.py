@@ -6,6 +6,8 @@ from typing import Any
 
 from flask import Flask
 
+from lhb_review.core.audit import ACTIONS
+from lhb_review.models.core import stage_assets
 from lhb_review.review import reasons
 from lhb_review.review import sla
 from lhb_review.core.stages import STAGE_LABELS, Stage
@@ -27,22 +29,7 @@ STATUS_ICONS = {
     "rejected": "i-cross",
     "needs_changes": "i-cross",
 }
-ACTION_LABELS = {
-    "stage_submitted": "Submitted for review",
-    "stage_approved": "Approved",
-    "stage_rejected": "Rejected",
-    "stage_reopened": "Reopened",
-    "stage_undone": "Decision undone",
-    "stage_claimed": "Claimed",
-    "stage_released": "Released",
-    "stage_claim_taken_over": "Claim taken over",
-    "claim_lapsed": "Claim lapsed",
-    "approval_voided": "Approval voided",
-    "asset_replaced": "Asset replaced",
-    "login": "Signed in",
-    "login_failed": "Sign-in failed",
-    "logout": "Signed out",
-}
+ACTION_LABELS = ACTIONS
 # Specs are stored as JSONB, which does not keep key order: show the keys reviewers look for first.
 SPEC_ORDER = {
     "character": ("name", "age", "pronouns", "skin_tone", "hair", "eyes", "glasses", "outfit"),
@@ -141,14 +128,6 @@ def age_level(value: datetime | None, now: datetime | None = None) -> str:
 
 def reason_label(code: str) -> str:
     return reasons.label(code)
-
-
-def stage_assets(r2_assets: Any, stage: str) -> list[dict]:
-    """A stage's assets from r2_assets, skipping anything malformed the pipeline may have sent."""
-    entries = r2_assets.get(stage) if isinstance(r2_assets, dict) else None
-    if not isinstance(entries, list):
-        return []
-    return [a for a in entries if isinstance(a, dict) and isinstance(a.get("key"), str) and a["key"]]
 
 
 def is_image(asset: dict) -> bool:

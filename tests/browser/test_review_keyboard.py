@@ -10,7 +10,7 @@ from sqlalchemy import select
 from lhb_review.ops.demo_assets import make_order_assets
 from lhb_review.extensions import db
 from lhb_review.models import AuditLog, ReviewStage, StageDecision
-from lhb_review.review import claims, decisions
+from lhb_review import review
 from lhb_review.core.actors import Actor
 from tests.factories import make_order, make_stage, make_user
 
@@ -202,8 +202,8 @@ def test_timeline_report_and_queue_pages(app, page, browser_login, screenshot, r
     order = order_with_assets(app, 10, "pending", hours_ago=40)
     order_with_assets(app, 11, "pending", hours_ago=14)
     ana = Actor(email="ana@example.com", ip="192.0.2.1")
-    claims.claim(ana, order.order_id, "preBria")
-    decisions.reject(ana, order.order_id, "preBria", notes="Braids became a ponytail", reasons=["character_drift"])
+    review.claim(ana, order.order_id, "preBria")
+    review.reject(ana, order.order_id, "preBria", notes="Braids became a ponytail", reasons=["character_drift"])
     browser_login(page, reviewer)
     page.goto("/queue?status=any")
     assert page.locator(".age-breach").count() >= 1
