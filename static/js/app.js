@@ -2,6 +2,10 @@
 (function () {
   "use strict";
 
+  // Keyboard hints and menus that need this script show only when it runs.
+  document.documentElement.classList.remove("no-js");
+  document.documentElement.classList.add("js");
+
   function showToast(message) {
     var toast = document.getElementById("toast");
     if (!toast) { return; }
@@ -52,6 +56,22 @@
   document.addEventListener("htmx:sendError", function () {
     showToast("The server could not be reached. Check the connection and try again.");
   });
+
+  // The narrow-screen menu button opens and closes the main navigation.
+  document.addEventListener("click", function (event) {
+    var toggle = event.target.closest && event.target.closest("[data-nav-toggle]");
+    if (!toggle) { return; }
+    var open = toggle.closest(".topbar").classList.toggle("nav-open");
+    toggle.setAttribute("aria-expanded", open ? "true" : "false");
+  });
+
+  // A form or button with data-confirm asks first (disabling a user, say); without this script it just sends.
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    var button = event.submitter;
+    var question = (button && button.getAttribute("data-confirm")) || form.getAttribute("data-confirm");
+    if (question && !window.confirm(question)) { event.preventDefault(); event.stopImmediatePropagation(); }
+  }, true);
 
   document.addEventListener("click", function (event) {
     var toast = document.getElementById("toast");
