@@ -12,7 +12,7 @@ OVERFLOW = """() => {
   const width = document.documentElement.clientWidth;
   const wide = [...document.querySelectorAll('body *')].filter((el) => {
     const box = el.getBoundingClientRect();
-    if (box.width === 0 || box.right <= width + 1 || el.closest('dialog:not([open]), .visually-hidden, [hidden]')) return false;
+    if (box.width === 0 || box.right <= width + 1 || !el.checkVisibility() || el.closest('.visually-hidden')) return false;
     // Clipped by a box that itself fits (a scrolling table wrapper, an ellipsis) is not the page scrolling.
     for (let up = el.parentElement; up && up !== document.body; up = up.parentElement) {
       if (getComputedStyle(up).overflowX !== 'visible' && up.getBoundingClientRect().right <= width + 1) return false;
