@@ -9,11 +9,13 @@ from typing import Callable
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required
+from sqlalchemy import func, select
 
 from lhb_review import review
 from lhb_review.core.errors import DomainError, Invalid, NotFound
 from lhb_review.core.stages import DECIDED, STAGE_NAMES, Stage, StageStatus
 from lhb_review.core.storage import InvalidKey, get_storage
+from lhb_review.extensions import db
 from lhb_review.models import Order, ReviewStage
 from lhb_review.review import claims, fingerprints, history, pdf_pages, queries
 from lhb_review.review.undoing import undoable
@@ -75,18 +77,55 @@ def claim_state(status: str, claim: claims.ClaimView | None) -> str:
 
 
 def claim_context(order_id: str, stage: str, status: str, claim: claims.ClaimView | None, *,
-                  auto: bool = False, error: str | None = None) -> dict:
+                  auto: bool = False, error: str | None = None, blocked: bool = False) -> dict:
     return {
         "order_id": order_id, "stage": stage, "claim": claim, "claim_state": claim_state(status, claim),
-        "auto_claim": auto, "claim_error": error, "heartbeat": current_app.config["CLAIM_HEARTBEAT_SECONDS"],
+        "auto_claim": auto and not blocked, "claim_error": error, "blocked": blocked,
+        "heartbeat": current_app.config["CLAIM_HEARTBEAT_SECONDS"],
         "presence_poll": current_app.config["CLAIM_PRESENCE_SECONDS"],
+        "version": presence_version(status, claim, blocked),
     }
+
+
+def earlier_not_approved(order_id: str, stage: str) -> bool:
+    """True while an earlier stage of the order is not approved (this one cannot be decided yet)."""
+    earlier = [s.value for s in Stage(stage).earlier]
+    if not earlier:
+        return False
+    approved = db.session.scalar(select(func.count()).where(
+        ReviewStage.order_id == order_id, ReviewStage.stage_name.in_(earlier),
+        ReviewStage.status == StageStatus.APPROVED.value))
+    return approved < len(earlier)
 
 
 def claim_bar(order_id: str, stage: str, **options) -> dict:
     """The claim bar as it is now (for the claim actions and presence polling)."""
     status = queries.stage_status(order_id, stage) or StageStatus.PENDING.value
-    return claim_context(order_id, stage, status, claims.live_claim(order_id, stage), **options)
+    return claim_context(order_id, stage, status, claims.live_claim(order_id, stage),
+                         blocked=earlier_not_approved(order_id, stage), **options)
+
+
+def presence_version(status: str, claim: claims.ClaimView | None, blocked: bool = False) -> str:
+    """What an open page's claim bar depends on, as a short tag: the same tag means the same bar, so a poll
+    is answered 304 with no body. Expiry counts to the minute, as the bar shows it."""
+    parts = [status, "blocked" if blocked else "open"]
+    if claim is not None:
+        parts += [claim.claimed_by, claim.claimed_at.isoformat(), claim.expires_at.strftime("%H:%M")]
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:20]
+
+
+def refusal_message(message: str, order_id: str, stage: str) -> str:
+    """A refused decision or claim, said with who holds or decided the stage and when: "rev2 took this
+    over at 05:37 UTC"."""
+    facts = history.stage_facts(order_id, stage)
+    if facts.claim is not None and not facts.claim.held_by(current_user.email):
+        return (f"{facts.claim.claimed_by} took this over at {facts.claim.claimed_at.strftime('%H:%M')} UTC. "
+                f"{message}")
+    decision = facts.decision or {}
+    if decision.get("reviewer_email") not in (None, current_user.email) and decision.get("decided_at"):
+        when = datetime.fromisoformat(decision["decided_at"]).strftime("%H:%M")
+        return f"{decision['reviewer_email']} {decision.get('outcome', 'decided')} this stage at {when} UTC. {message}"
+    return message
 
 
 def undo_offer(facts: history.StageFacts, row: ReviewStage) -> dict | None:
@@ -115,9 +154,11 @@ def flow_context(order: Order, row: ReviewStage, *, auto_claim: bool = False, **
         "reasons": REASONS,
         "assets": assets,
         "fingerprint": fingerprints.fingerprint(assets),
-        "claim": claim_context(order.order_id, parsed.value, row.status, facts.claim, auto=auto_claim),
+        "claim": claim_context(order.order_id, parsed.value, row.status, facts.claim, auto=auto_claim,
+                               blocked=extra.pop("blocked", False)),
         "held_by": facts.claim.claimed_by if claim_state(row.status, facts.claim) == "other" else None,
         "undo": undo_offer(facts, row),
+        "decision_reasons": (facts.decision or {}).get("reasons") or [] if row.status in DECIDED else [],
         "voided": event if event.get("action") in review.VOID_ACTIONS and row.status not in DECIDED else None,
         "compare": compare_context(order, parsed),
         "max_asset_bytes": current_app.config["MAX_ASSET_BYTES"],
@@ -143,7 +184,8 @@ def panel_context(order: Order, row: ReviewStage, *, auto_claim: bool = False, k
         "field_errors": {},
         "notes": "",
         "failed_action": None,
-        "flow": flow_context(order, row, auto_claim=auto_claim, **(kept or {})),
+        # Opening a stage that cannot be decided yet (an earlier one is not approved) claims nothing.
+        "flow": flow_context(order, row, auto_claim=auto_claim, blocked=bool(blocked_by), **(kept or {})),
         **extra,
     }
 
@@ -207,9 +249,15 @@ def presence(order_id: str, stage: str):
     """The claim bar as it is now: polled by pages whose stage someone else holds."""
     load(order_id, stage)
     bar = claim_bar(order_id, stage)
+    etag = f'"{bar["version"]}"'
+    headers = {"ETag": etag, "Cache-Control": "no-cache, private"}
+    # Nothing changed since the page's last look: 304 and no body (htmx leaves the bar as it is).
+    if request.headers.get("If-None-Match") == etag:
+        return "", 304, headers
     # When the stage changed hands (or was decided) since the page last looked, its decision panel follows.
-    changed = request.args.get("seen") not in (None, bar["claim_state"])
-    return render_template("review/_claim.html", claim_ctx=bar), 200, {"HX-Trigger": "claim-changed"} if changed else {}
+    if request.args.get("seen") not in (None, bar["claim_state"]):
+        headers["HX-Trigger"] = "claim-changed"
+    return render_template("review/_claim.html", claim_ctx=bar), 200, headers
 
 
 # --- claims --------------------------------------------------------------------------------------------
@@ -228,9 +276,10 @@ def claim_action(order_id: str, stage: str, action: str):
     except DomainError as exc:
         if beacon:
             return "", 204
+        message = refusal_message(exc.message, order_id, stage)
         return fragment_or_redirect(
-            lambda: render_template("review/_claim.html", claim_ctx=claim_bar(order_id, stage, error=exc.message)),
-            stage_page(order_id, stage), message=exc.message, category="error", status=exc.status,
+            lambda: render_template("review/_claim.html", claim_ctx=claim_bar(order_id, stage, error=message)),
+            stage_page(order_id, stage), message=message, category="error", status=exc.status,
             headers={"HX-Trigger": "claim-changed"})
     if beacon:
         return "", 204
@@ -255,10 +304,12 @@ def decide(order_id: str, stage: str, action: str, service: Callable[..., object
         abort(404, description=exc.message)
     except DomainError as exc:
         order, row = load(order_id, stage)
-        context = panel_context(order, row, error=exc.message, field_errors=getattr(exc, "fields", {}) or {},
+        message = refusal_message(exc.message, order_id, stage) if exc.status == 409 else exc.message
+        context = panel_context(order, row, error=message, field_errors=getattr(exc, "fields", {}) or {},
                                 notes=notes, failed_action=action, kept=kept)
         if wants_fragment():
-            return render_template("review/_decision.html", **context), exc.status
+            # The claim bar comes along out of band, so the bar and the panel never disagree after a 409.
+            return render_template("review/_decision.html", **context, claim_oob=exc.status == 409), exc.status
         return render_template("review/stage.html", **context,
                                history=queries.stage_history(order_id, stage)), exc.status
     if request.form.get("next"):
