@@ -18,7 +18,6 @@ from lhb_review.core.storage import InvalidKey, get_storage
 from lhb_review.extensions import db
 from lhb_review.models import Order, ReviewStage
 from lhb_review.review import claims, fingerprints, history, pdf_pages, queries
-from lhb_review.review.undoing import undoable
 from lhb_review.review.reasons import REASONS
 from lhb_review.views import queue, ui
 from lhb_review.web.auth import current_actor
@@ -35,7 +34,6 @@ OUTCOMES = {
 }
 UNDONE = "Decision undone: the stage is back where it was."
 MAX_ORDER_ID = 255  # orders.order_id is VARCHAR(255)
-RECENT_KEY = "recent_decision"
 
 
 # --- loading what the URL names ------------------------------------------------------------------------
@@ -232,7 +230,7 @@ def content_hash(asset: dict) -> str:
 def stage(order_id: str, stage: str):
     found, row = load(order_id, stage)
     return render_template("review/stage.html", **panel_context(found, row, auto_claim=True),
-                           history=queries.stage_history(order_id, stage), recent_undo=recent_undo())
+                           history=queries.stage_history(order_id, stage), recent_undo=queue.recent_undo())
 
 
 @bp.get("/orders/<order_id>/stages/<stage>/panel")
@@ -313,7 +311,7 @@ def decide(order_id: str, stage: str, action: str, service: Callable[..., object
         return render_template("review/stage.html", **context,
                                history=queries.stage_history(order_id, stage)), exc.status
     if request.form.get("next"):
-        session[RECENT_KEY] = [order_id, stage]  # the next page offers to undo this decision
+        session[queue.RECENT_KEY] = [order_id, stage]  # the next page offers to undo this decision
         return go_to(next_url(order_id, stage) or url_for("review.go_next", order_id=order_id, stage=stage))
     return fragment_or_redirect(lambda: render_panel(order_id, stage, outcome=OUTCOMES[action]),
                                 stage_page(order_id, stage), message=OUTCOMES[action],
@@ -368,19 +366,6 @@ def undo_decision(order_id: str, stage: str):
 
 
 # --- moving on -----------------------------------------------------------------------------------------
-
-def recent_undo() -> dict | None:
-    """The decision made just before this page (by "decide and next"), while it can still be undone."""
-    recent = session.pop(RECENT_KEY, None)
-    if not isinstance(recent, list) or len(recent) != 2:
-        return None
-    found = undoable(str(recent[0]), str(recent[1]), current_user.email)
-    if found is None:
-        return None
-    decision, left = found
-    return {"order_id": decision.order_id, "stage": decision.stage, "outcome": decision.outcome,
-            "seconds_left": left}
-
 
 def next_url(order_id: str, stage: str, direction: str = "next") -> str | None:
     found = queue.next_waiting(current=(order_id, stage), direction=direction)

@@ -97,6 +97,8 @@ def test_decision_panel_and_specs_sit_beside_the_images_at_1440(chromium, live_s
     try:
         browser_login(page, scene["admin"])
         page.goto(scene["pages"]["stage-postbria"])
+        page.wait_for_selector("#claim-bar[data-claim-state=mine]")  # opened, claimed, panel redrawn
+        page.wait_for_load_state("networkidle")
         gallery = page.locator(".assets").bounding_box()
         for selector in ("#decision-panel", ".specs-card"):
             box = page.locator(selector).bounding_box()
