@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser.conftest import LAUNCH_ARGS  # noqa: F401 - the same Chromium as every browser test
 from tests.browser.scene import build_scene
 
 SIZES = {"1440x900": (1440, 900), "1280x720": (1280, 720), "768x1024": (768, 1024)}
@@ -104,5 +103,44 @@ def test_decision_panel_and_specs_sit_beside_the_images_at_1440(chromium, live_s
             box = page.locator(selector).bounding_box()
             assert box["x"] >= gallery["x"] + gallery["width"], selector
             assert box["y"] < 900, f"{selector} starts below the fold"
+    finally:
+        context.close()
+
+
+def test_j_and_k_show_the_current_queue_row(chromium, live_server, browser_login, scene):
+    context, page = sized_page(chromium, live_server, "1440x900")
+    try:
+        browser_login(page, scene["admin"])
+        page.goto("/queue")
+        page.wait_for_load_state("networkidle")
+        rows = page.locator("#queue-rows [data-queue-row]")
+        plain = rows.nth(1).evaluate("r => getComputedStyle(r).backgroundColor")
+        page.keyboard.press("j")
+        page.keyboard.press("j")
+        assert rows.nth(1).get_attribute("aria-current") == "true"
+        assert rows.nth(1).evaluate("r => getComputedStyle(r).backgroundColor") != plain
+        page.keyboard.press("k")
+        assert rows.nth(0).get_attribute("aria-current") == "true" and rows.nth(1).get_attribute("aria-current") is None
+    finally:
+        context.close()
+
+
+def test_without_javascript_no_key_hints_or_shortcuts_link_show(chromium, live_server, scene):
+    from tests.factories import PASSWORD
+
+    context = chromium.new_context(base_url=live_server.url, viewport={"width": 1440, "height": 900},
+                                   java_script_enabled=False)
+    try:
+        page = context.new_page()
+        page.goto("/login")
+        page.fill("input[name=email]", scene["admin"].email)
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        for path in ("/queue", scene["pages"]["stage-prebria"]):
+            page.goto(path)
+            assert page.locator("kbd:visible").count() == 0, path
+            assert page.locator("[data-show-shortcuts]:visible").count() == 0
+            assert page.locator("[data-nav-toggle]:visible").count() == 0
+        assert page.locator("#main-nav").get_by_role("link", name="Webhooks").is_visible()
     finally:
         context.close()
