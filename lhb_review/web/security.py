@@ -45,7 +45,7 @@ ASSET_CSP = render_policy(ASSET_POLICY)
 
 
 def is_asset_request() -> bool:
-    return request.blueprint == "assets" or request.path.startswith("/assets/")
+    return request.endpoint == "assets.file" or request.path.startswith("/assets/")
 
 
 def set_security_headers(response):
