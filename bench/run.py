@@ -725,6 +725,23 @@ def build_scenarios(fx: Fixtures, session: Session, token: str | None, applicati
             group="decision",
             reuse_paths=False,
         ),
+        # Every open stage page asks for its claim bar every CLAIM_PRESENCE_SECONDS: the cost of one open page
+        # is one of these per interval, nearly always the 304 (nothing changed since its last look).
+        Scenario(
+            "claim bar poll, unchanged (304)",
+            "GET",
+            [presence_path(fx.stages[0])] if fx.stages else [],
+            expect=(304,),
+            headers={**htmx, "If-None-Match": presence_etag(session, fx.stages[0])} if fx.stages else htmx,
+            group="presence",
+        ),
+        Scenario(
+            "claim bar poll, changed (200)",
+            "GET",
+            [presence_path(stage) for stage in fx.stages],
+            headers=htmx,
+            group="presence",
+        ),
         Scenario(
             "API stage-status poll",
             "GET",
@@ -748,6 +765,17 @@ def build_scenarios(fx: Fixtures, session: Session, token: str | None, applicati
         elif s.group == "poll" and not token:
             s.note = "not available: `flask tokens create` is missing"
     return scenarios
+
+
+def presence_path(stage: tuple[str, str]) -> str:
+    order_id, name = stage
+    return f"/orders/{urllib.parse.quote(order_id)}/stages/{name}/presence?seen=free"
+
+
+def presence_etag(session: Session, stage: tuple[str, str]) -> str:
+    """The claim bar's current version for one stage, as its open page would send it back."""
+    response, _ = session.request("GET", presence_path(stage), headers={"HX-Request": "true"})
+    return response.headers.get("ETag", "")
 
 
 def queue_cursor_param(application, row) -> str | None:

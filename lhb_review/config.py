@@ -203,7 +203,7 @@ def review_flow_settings(env: dict) -> dict:
     return {
         "CLAIM_TTL_SECONDS": claim_ttl,
         "CLAIM_HEARTBEAT_SECONDS": heartbeat,
-        "CLAIM_PRESENCE_SECONDS": env_int(env, "CLAIM_PRESENCE_SECONDS", 15),
+        "CLAIM_PRESENCE_SECONDS": env_int(env, "CLAIM_PRESENCE_SECONDS", 2),
         "UNDO_WINDOW_SECONDS": env_int(env, "UNDO_WINDOW_SECONDS", 120),
         "SLA_WARN_HOURS": warn,
         "SLA_BREACH_HOURS": breach,

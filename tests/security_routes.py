@@ -19,6 +19,7 @@ OPEN_PROBE = "probe"  # health probes: anyone, no session needed
 # (endpoint, method) -> level, or {value of the route's VARIES_BY parameter: level}.
 ACCESS: dict[tuple[str, str], str | dict[str, str]] = {
     ("static", "GET"): PUBLIC,
+    ("assets.favicon", "GET"): PUBLIC,
     ("auth.login", "GET"): PUBLIC,
     ("auth.login", "POST"): PUBLIC,
     ("auth.logout", "POST"): SIGNED_IN,

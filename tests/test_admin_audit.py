@@ -135,3 +135,50 @@ def test_action_choices_list_each_action_once(admin):
     from lhb_review.ops import audit_query
 
     assert audit_query.known_actions() == ["login", "stage_approved", "stage_rejected", "user_created"]
+
+
+def test_a_refused_filter_answers_htmx_with_the_results_fragment_only(admin):
+    add(order_id="ORD-RANGE")
+    response = admin.get("/admin/audit?since=2025-03-12&until=2025-03-10", headers={"HX-Request": "true"})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert html.lstrip().startswith('<section id="audit-rows">') and "<html" not in html and "<nav" not in html
+    assert "The start of the range must come before its end." in html
+
+
+def test_claims_and_releases_are_hidden_until_asked_for(admin):
+    add(action="stage_claimed", order_id="ORD-CLAIM")
+    add(action="stage_released", order_id="ORD-RELEASE")
+    add(action="stage_approved", order_id="ORD-DECIDED")
+    names = ("ORD-CLAIM", "ORD-RELEASE", "ORD-DECIDED")
+    assert ids_in(admin.get("/admin/audit").get_data(as_text=True), names) == {"ORD-DECIDED"}
+    assert ids_in(admin.get("/admin/audit?claims=1").get_data(as_text=True), names) == set(names)
+    assert ids_in(admin.get("/admin/audit?action=stage_claimed").get_data(as_text=True), names) == {"ORD-CLAIM"}
+
+
+def test_entries_read_as_sentences_and_link_their_order(admin):
+    add(action="stage_rejected", order_id="ORD-READ", status_before="in_review", status_after="rejected",
+        notes="Hair is blond, specs say brown.")
+    html = admin.get("/admin/audit").get_data(as_text=True)
+    assert 'href="/orders/ORD-READ"' in html
+    assert "Rejected" in html and "Hair is blond, specs say brown." in html
+    assert "status_before" not in html and "{&#34;" not in html
+
+
+def test_paging_goes_back_to_newer_entries(admin):
+    import re
+
+    for i in range(60):
+        add(order_id=f"ORD-B{i:02d}", at=T0 + timedelta(minutes=i))
+    first = admin.get("/admin/audit?size=25&action=stage_approved").get_data(as_text=True)  # not the sign-in
+    assert "Newer entries" not in first
+    older = admin.get(re.search(r'href="(/admin/audit\?after=[^"]+)"', first).group(1).replace("&amp;", "&"))
+    older = admin.get(re.search(r'href="(/admin/audit\?after=[^"]+)"', older.get_data(as_text=True)).group(1)
+                      .replace("&amp;", "&")).get_data(as_text=True)
+    assert "ORD-B09" in older and "ORD-B10" not in older  # the third page: B09 .. B00
+    newer_link = re.search(r'href="(/admin/audit\?before=[^"]+)"', older).group(1).replace("&amp;", "&")
+    newer = admin.get(newer_link).get_data(as_text=True)
+    assert "ORD-B34" in newer and "ORD-B10" in newer and "ORD-B35" not in newer and "ORD-B09" not in newer
+    top = re.search(r'href="(/admin/audit\?before=[^"]+)"', newer).group(1).replace("&amp;", "&")
+    newest = admin.get(top).get_data(as_text=True)
+    assert "ORD-B59" in newest and "ORD-B35" in newest and "Newer entries" not in newest

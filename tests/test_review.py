@@ -40,7 +40,10 @@ def url(order_id: str, stage: str = "preBria", action: str | None = None) -> str
 
 
 def is_panel_fragment(body: str) -> bool:
+    """The decision panel alone, or (after a 409) followed by the claim bar swapped out of band."""
     stripped = body.strip()
+    if 'hx-swap-oob="true"' in stripped:
+        stripped = stripped[:stripped.index('<div id="claim-bar"')].strip()
     return stripped.startswith('<section class="card decision') and 'id="decision-panel"' in stripped.split(">")[0] \
         and stripped.endswith("</section>") and "<html" not in body
 

@@ -97,7 +97,7 @@ def test_stats_page_renders_svg_charts_for_a_reviewer(login_as, history):
 
 def test_stats_page_period_and_bad_input(login_as, history):
     browser = login_as(make_user())
-    assert "last 7 days" in browser.get("/stats?days=7").get_data(as_text=True)
+    assert "Last 7 days" in browser.get("/stats?days=7").get_data(as_text=True)
     assert browser.get("/stats?days=abc").status_code == 200
     assert browser.get("/stats?days=-5").status_code == 200
 

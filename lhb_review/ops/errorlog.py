@@ -37,8 +37,16 @@ def new_error_id() -> str:
     return f"E-{chars[:4]}-{chars[4:]}"
 
 
+# lock_not_available: lock_timeout ran out while someone else held the rows. The person was told to try again
+# and nothing is broken, so it is a warning to watch (many of them mean contention), not an outage.
+CONTENTION_SQLSTATES = {"55P03"}
+
+
 def severity_of(exc: BaseException) -> str:
-    """Database failures are critical (every page is affected); anything else unhandled is an error."""
+    """Database failures are critical (every page is affected), a lock wait that ran out is a warning;
+    anything else unhandled is an error."""
+    if isinstance(exc, DBAPIError) and getattr(exc.orig, "pgcode", None) in CONTENTION_SQLSTATES:
+        return "warning"
     if isinstance(exc, (DBAPIError, SQLAlchemyError)):
         return "critical"
     return "error"

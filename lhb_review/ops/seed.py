@@ -10,7 +10,8 @@ from sqlalchemy import select
 
 from lhb_review.ops.demo_assets import make_order_assets
 from lhb_review.extensions import db
-from lhb_review.models import Approval, ApprovalFingerprint, AuditLog, Order, ReviewStage, StageDecision
+from lhb_review.models import Approval, ApprovalFingerprint, AuditLog, Order, ReviewStage, StageClaim, StageDecision
+from lhb_review.review.claims import ttl as claim_ttl
 from lhb_review.core.stages import STAGE_ORDER
 
 FIRST = ["Ava", "Noah", "Mia", "Liam", "Zara", "Omar", "Isla", "Mateo", "Priya", "Kenji", "Chloe", "Leo",
@@ -134,6 +135,9 @@ def _create_order(n: int, order_id: str, asset_root: Path, now: datetime) -> Non
             reviewer_notes=notes,
         ))
         db.session.flush()  # the stage before its approvals row, as the approvals trigger expects
+        if status == "in_review":  # someone is looking at it: a live claim, lapsing like any other
+            db.session.add(StageClaim(order_id=order_id, stage=stage.value, claimed_by=reviewer, claimed_at=now,
+                                      renewed_at=now, expires_at=now + claim_ttl()))
         db.session.add(AuditLog(order_id=order_id, action="stage_submitted", stage=stage.value,
                                 reviewer_email=PIPELINE, details={"assets": len(assets[stage.value])},
                                 created_at=t))

@@ -88,6 +88,8 @@ ALLOWED: dict[str, dict[Action, Who]] = {
 # locked before the stage rows, so two actions on one order never wait on each other in a circle.
 LOCKS_ORDER = {A.SUBMIT, A.REPLACE}
 CLAIM_ACTIONS = {A.CLAIM, A.RENEW, A.TAKEOVER, A.RELEASE}
+# Audit actions whose details always carry the statuses, even when unchanged (the sweep of an orphan claim).
+ALWAYS_STATUSES = {"claim_lapsed", "stage_submitted"}
 
 
 def offered(state: str, action: Action) -> Who | None:
@@ -248,8 +250,11 @@ def transition_to(ctx: Locked, actor: Actor, change: Change, *, before: str | No
     row = ctx.row
     if change.audit is not None:
         details = dict(change.details)
-        if change.statuses:
-            details = {"status_before": before, "status_after": row.status if row else None, **details}
+        after = row.status if row else None
+        # A change that leaves the status as it was (a claim taken over, a lapsed claim renewed) says so by
+        # naming no status change: the history never shows "In review → In review".
+        if change.statuses and (before != after or change.audit in ALWAYS_STATUSES):
+            details = {"status_before": before, "status_after": after, **details}
         audit.record(actor, change.audit, order_id=ctx.order_id, stage=ctx.stage.value, details=details)
     if change.event is not None:
         outbox.enqueue(ctx.order_id, ctx.stage.value, change.event, change.payload, known=change.known)
@@ -506,7 +511,17 @@ def _extend(ctx: Locked, claim: StageClaim) -> Change:
     return Change(None, result=claims.view(claim))
 
 
+def _refuse_blocked(ctx: Locked) -> None:
+    """A stage that cannot be decided yet (an earlier stage is not approved) is not claimed either: a
+    claim would only keep others from a stage nobody can act on."""
+    waiting = ctx.waiting_before()
+    if waiting:
+        raise StageOutOfOrder(f"{ctx.stage.value} cannot be reviewed before {', '.join(waiting)} is approved.",
+                              waiting_for=waiting)
+
+
 def _claim(ctx: Locked, actor: Actor) -> Change:
+    _refuse_blocked(ctx)
     existing = ctx.claim
     if existing is not None and existing.expires_at > ctx.now:
         return _extend(ctx, existing)  # _check_holder refused anyone else's live claim
@@ -515,6 +530,7 @@ def _claim(ctx: Locked, actor: Actor) -> Change:
 
 
 def _takeover(ctx: Locked, actor: Actor) -> Change:
+    _refuse_blocked(ctx)
     existing = ctx.claim
     if existing is not None and existing.expires_at > ctx.now:
         if existing.claimed_by == actor.email:

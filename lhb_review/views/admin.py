@@ -166,15 +166,20 @@ def reset_password(user_id: str):
 
 @bp.get("/audit")
 def audit_log():
+    """The audit log, newest first, paged both ways; an htmx request gets only the results, even when the
+    filter is refused (so no second page lands inside the first)."""
+    template = "admin/_audit_rows.html" if wants_fragment() else "admin/audit.html"
+    size = _page_size()
+    context = {"args": request.args, "actions": audit_query.known_actions(), "size": size if size != 50 else None}
     try:
         filters = audit_query.AuditFilters.parse(request.args)
-        rows, next_cursor = audit_query.page(filters, request.args.get("after"), _page_size())
+        rows, older, newer = audit_query.page_both_ways(filters, request.args.get("after"),
+                                                        request.args.get("before"), size)
     except (Invalid, BadCursor) as exc:
-        return render_template("admin/audit.html", rows=[], filters=None, next_cursor=None, args=request.args,
-                               actions=audit_query.known_actions(), problem=exc.message), exc.status
-    template = "admin/_audit_rows.html" if wants_fragment() else "admin/audit.html"
-    return render_template(template, rows=rows, filters=filters, next_cursor=next_cursor, args=request.args,
-                           actions=audit_query.known_actions(), problem=None)
+        return render_template(template, rows=[], filters=None, next_cursor=None, prev_cursor=None,
+                               problem=exc.message, **context), exc.status
+    return render_template(template, rows=rows, filters=filters, next_cursor=older, prev_cursor=newer,
+                           problem=None, **context)
 
 
 @bp.get("/audit.csv")

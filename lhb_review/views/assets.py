@@ -1,12 +1,18 @@
 """Asset files for signed-in reviewers, served from the configured storage."""
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, redirect, send_from_directory
+from flask import Blueprint, abort, current_app, redirect, send_from_directory, url_for
 from flask_login import login_required
 
 from lhb_review.core.storage import InvalidKey, check_key, get_storage
 
 bp = Blueprint("assets", __name__)
+
+
+@bp.get("/favicon.ico")
+def favicon():
+    """Browsers ask for /favicon.ico whatever the page says; they get the page's icon."""
+    return redirect(url_for("static", filename="favicon.svg"), 301)
 
 
 @bp.get("/assets/<path:key>")

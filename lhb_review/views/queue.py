@@ -9,10 +9,12 @@ from werkzeug.datastructures import MultiDict
 from lhb_review.models import Order, ReviewStage
 from lhb_review.review import next_stage, queries, sla
 from lhb_review.review.queries import BadQuery
+from lhb_review.review.undoing import undoable
 from lhb_review.web.htmx import wants_fragment
 
 bp = Blueprint("queue", __name__)
 QUEUE_FILTER_KEY = "queue_filter"
+RECENT_KEY = "recent_decision"
 
 
 @bp.get("/")
@@ -28,6 +30,7 @@ def index():
     page = queries.queue_page(queue_filter)
     remember_queue_filter(queue_filter.params(cursor=None, size=queries.DEFAULT_PAGE_SIZE))
     body = render_template(template, page=page, filter=queue_filter, error=None,
+                           recent_undo=None if wants_fragment() else recent_undo(),
                            **_page_context(fragment=wants_fragment()))
     # The address bar gets the short form of the filter (no empty fields, no defaults), so it is worth sharing.
     headers = {"HX-Push-Url": url_for("queue.index", **queue_filter.params())} if wants_fragment() else {}
@@ -55,6 +58,20 @@ def start():
     if found is None:
         return back_to_queue("Nothing is waiting that you can act on in this queue.")
     return redirect(url_for("review.stage", order_id=found[0], stage=found[1]), 303)
+
+
+def recent_undo() -> dict | None:
+    """The decision made just before this page (by "decide and next"), while it can still be undone: offered
+    on the next stage, or on the queue when nothing else was waiting."""
+    recent = session.pop(RECENT_KEY, None)
+    if not isinstance(recent, list) or len(recent) != 2:
+        return None
+    found = undoable(str(recent[0]), str(recent[1]), current_user.email)
+    if found is None:
+        return None
+    decision, left = found
+    return {"order_id": decision.order_id, "stage": decision.stage, "outcome": decision.outcome,
+            "seconds_left": left}
 
 
 # --- the filter the reviewer came from -----------------------------------------------------------------

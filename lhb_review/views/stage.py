@@ -9,14 +9,15 @@ from typing import Callable
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required
+from sqlalchemy import and_, func, literal, select
 
 from lhb_review import review
 from lhb_review.core.errors import DomainError, Invalid, NotFound
 from lhb_review.core.stages import DECIDED, STAGE_NAMES, Stage, StageStatus
 from lhb_review.core.storage import InvalidKey, get_storage
-from lhb_review.models import Order, ReviewStage
+from lhb_review.extensions import db
+from lhb_review.models import Order, ReviewStage, StageClaim
 from lhb_review.review import claims, fingerprints, history, pdf_pages, queries
-from lhb_review.review.undoing import undoable
 from lhb_review.review.reasons import REASONS
 from lhb_review.views import queue, ui
 from lhb_review.web.auth import current_actor
@@ -33,7 +34,6 @@ OUTCOMES = {
 }
 UNDONE = "Decision undone: the stage is back where it was."
 MAX_ORDER_ID = 255  # orders.order_id is VARCHAR(255)
-RECENT_KEY = "recent_decision"
 
 
 # --- loading what the URL names ------------------------------------------------------------------------
@@ -75,18 +75,68 @@ def claim_state(status: str, claim: claims.ClaimView | None) -> str:
 
 
 def claim_context(order_id: str, stage: str, status: str, claim: claims.ClaimView | None, *,
-                  auto: bool = False, error: str | None = None) -> dict:
+                  auto: bool = False, error: str | None = None, blocked: bool = False) -> dict:
     return {
         "order_id": order_id, "stage": stage, "claim": claim, "claim_state": claim_state(status, claim),
-        "auto_claim": auto, "claim_error": error, "heartbeat": current_app.config["CLAIM_HEARTBEAT_SECONDS"],
+        "auto_claim": auto and not blocked, "claim_error": error, "blocked": blocked,
+        "heartbeat": current_app.config["CLAIM_HEARTBEAT_SECONDS"],
         "presence_poll": current_app.config["CLAIM_PRESENCE_SECONDS"],
+        "version": presence_version(status, claim, blocked),
     }
 
 
+def bar_facts(order_id: str, stage: str) -> tuple[str, bool, claims.ClaimView | None] | None:
+    """In one statement: the stage's status, whether an earlier stage is not approved yet, and its live
+    claim; None when the order has no such stage. Polled by every open stage page, so kept to one query."""
+    earlier = [s.value for s in Stage(stage).earlier]
+    approved_earlier = (select(func.count()).where(
+        ReviewStage.order_id == order_id, ReviewStage.stage_name.in_(earlier),
+        ReviewStage.status == StageStatus.APPROVED.value).scalar_subquery() if earlier else literal(0))
+    row = db.session.execute(
+        select(ReviewStage.status, approved_earlier.label("approved_earlier"),
+               StageClaim.claimed_by, StageClaim.claimed_at, StageClaim.expires_at)
+        .outerjoin(StageClaim, and_(StageClaim.order_id == ReviewStage.order_id,
+                                    StageClaim.stage == ReviewStage.stage_name, StageClaim.expires_at > func.now()))
+        .where(ReviewStage.order_id == order_id, ReviewStage.stage_name == stage)
+    ).first()
+    if row is None:
+        return None
+    claim = (claims.ClaimView(order_id, stage, row.claimed_by, row.claimed_at, row.expires_at)
+             if row.claimed_by else None)
+    return row.status, row.approved_earlier < len(earlier), claim
+
+
 def claim_bar(order_id: str, stage: str, **options) -> dict:
-    """The claim bar as it is now (for the claim actions and presence polling)."""
-    status = queries.stage_status(order_id, stage) or StageStatus.PENDING.value
-    return claim_context(order_id, stage, status, claims.live_claim(order_id, stage), **options)
+    """The claim bar as it is now (for the claim actions and presence polling); 404 without the stage."""
+    check_names(order_id, stage)
+    facts = bar_facts(order_id, stage)
+    if facts is None:
+        load(order_id, stage)  # says which of the two is missing
+    status, blocked, claim = facts
+    return claim_context(order_id, stage, status, claim, blocked=blocked, **options)
+
+
+def presence_version(status: str, claim: claims.ClaimView | None, blocked: bool = False) -> str:
+    """What an open page's claim bar depends on, as a short tag: the same tag means the same bar, so a poll
+    is answered 304 with no body. Expiry counts to the minute, as the bar shows it."""
+    parts = [status, "blocked" if blocked else "open"]
+    if claim is not None:
+        parts += [claim.claimed_by, claim.claimed_at.isoformat(), claim.expires_at.strftime("%H:%M")]
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:20]
+
+
+def refusal_message(message: str, order_id: str, stage: str) -> str:
+    """A refused decision or claim, said with who holds or decided the stage and when: "rev2 took this
+    over at 05:37 UTC"."""
+    facts = history.stage_facts(order_id, stage)
+    if facts.claim is not None and not facts.claim.held_by(current_user.email):
+        return (f"{facts.claim.claimed_by} took this over at {facts.claim.claimed_at.strftime('%H:%M')} UTC. "
+                f"{message}")
+    decision = facts.decision or {}
+    if decision.get("reviewer_email") not in (None, current_user.email) and decision.get("decided_at"):
+        when = datetime.fromisoformat(decision["decided_at"]).strftime("%H:%M")
+        return f"{decision['reviewer_email']} {decision.get('outcome', 'decided')} this stage at {when} UTC. {message}"
+    return message
 
 
 def undo_offer(facts: history.StageFacts, row: ReviewStage) -> dict | None:
@@ -115,9 +165,11 @@ def flow_context(order: Order, row: ReviewStage, *, auto_claim: bool = False, **
         "reasons": REASONS,
         "assets": assets,
         "fingerprint": fingerprints.fingerprint(assets),
-        "claim": claim_context(order.order_id, parsed.value, row.status, facts.claim, auto=auto_claim),
+        "claim": claim_context(order.order_id, parsed.value, row.status, facts.claim, auto=auto_claim,
+                               blocked=extra.pop("blocked", False)),
         "held_by": facts.claim.claimed_by if claim_state(row.status, facts.claim) == "other" else None,
         "undo": undo_offer(facts, row),
+        "decision_reasons": (facts.decision or {}).get("reasons") or [] if row.status in DECIDED else [],
         "voided": event if event.get("action") in review.VOID_ACTIONS and row.status not in DECIDED else None,
         "compare": compare_context(order, parsed),
         "max_asset_bytes": current_app.config["MAX_ASSET_BYTES"],
@@ -143,7 +195,8 @@ def panel_context(order: Order, row: ReviewStage, *, auto_claim: bool = False, k
         "field_errors": {},
         "notes": "",
         "failed_action": None,
-        "flow": flow_context(order, row, auto_claim=auto_claim, **(kept or {})),
+        # Opening a stage that cannot be decided yet (an earlier one is not approved) claims nothing.
+        "flow": flow_context(order, row, auto_claim=auto_claim, blocked=bool(blocked_by), **(kept or {})),
         **extra,
     }
 
@@ -190,7 +243,7 @@ def content_hash(asset: dict) -> str:
 def stage(order_id: str, stage: str):
     found, row = load(order_id, stage)
     return render_template("review/stage.html", **panel_context(found, row, auto_claim=True),
-                           history=queries.stage_history(order_id, stage), recent_undo=recent_undo())
+                           history=queries.stage_history(order_id, stage), recent_undo=queue.recent_undo())
 
 
 @bp.get("/orders/<order_id>/stages/<stage>/panel")
@@ -204,12 +257,17 @@ def panel(order_id: str, stage: str):
 @bp.get("/orders/<order_id>/stages/<stage>/presence")
 @login_required
 def presence(order_id: str, stage: str):
-    """The claim bar as it is now: polled by pages whose stage someone else holds."""
-    load(order_id, stage)
+    """The claim bar as it is now: polled every few seconds by every open page of an undecided stage."""
     bar = claim_bar(order_id, stage)
+    etag = f'"{bar["version"]}"'
+    headers = {"ETag": etag, "Cache-Control": "no-cache, private"}
+    # Nothing changed since the page's last look: 304 and no body (htmx leaves the bar as it is).
+    if request.headers.get("If-None-Match") == etag:
+        return "", 304, headers
     # When the stage changed hands (or was decided) since the page last looked, its decision panel follows.
-    changed = request.args.get("seen") not in (None, bar["claim_state"])
-    return render_template("review/_claim.html", claim_ctx=bar), 200, {"HX-Trigger": "claim-changed"} if changed else {}
+    if request.args.get("seen") not in (None, bar["claim_state"]):
+        headers["HX-Trigger"] = "claim-changed"
+    return render_template("review/_claim.html", claim_ctx=bar), 200, headers
 
 
 # --- claims --------------------------------------------------------------------------------------------
@@ -228,10 +286,10 @@ def claim_action(order_id: str, stage: str, action: str):
     except DomainError as exc:
         if beacon:
             return "", 204
-        refused = exc.message
+        message = refusal_message(exc.message, order_id, stage)
         return fragment_or_redirect(
-            lambda: render_template("review/_claim.html", claim_ctx=claim_bar(order_id, stage, error=refused)),
-            stage_page(order_id, stage), message=refused, category="error", status=exc.status,
+            lambda: render_template("review/_claim.html", claim_ctx=claim_bar(order_id, stage, error=message)),
+            stage_page(order_id, stage), message=message, category="error", status=exc.status,
             headers={"HX-Trigger": "claim-changed"})
     if beacon:
         return "", 204
@@ -256,14 +314,16 @@ def decide(order_id: str, stage: str, action: str, service: Callable[..., object
         abort(404, description=exc.message)
     except DomainError as exc:
         order, row = load(order_id, stage)
-        context = panel_context(order, row, error=exc.message, field_errors=getattr(exc, "fields", {}) or {},
+        message = refusal_message(exc.message, order_id, stage) if exc.status == 409 else exc.message
+        context = panel_context(order, row, error=message, field_errors=getattr(exc, "fields", {}) or {},
                                 notes=notes, failed_action=action, kept=kept)
         if wants_fragment():
-            return render_template("review/_decision.html", **context), exc.status
+            # The claim bar comes along out of band, so the bar and the panel never disagree after a 409.
+            return render_template("review/_decision.html", **context, claim_oob=exc.status == 409), exc.status
         return render_template("review/stage.html", **context,
                                history=queries.stage_history(order_id, stage)), exc.status
     if request.form.get("next"):
-        session[RECENT_KEY] = [order_id, stage]  # the next page offers to undo this decision
+        session[queue.RECENT_KEY] = [order_id, stage]  # the next page offers to undo this decision
         return go_to(next_url(order_id, stage) or url_for("review.go_next", order_id=order_id, stage=stage))
     return fragment_or_redirect(lambda: render_panel(order_id, stage, outcome=OUTCOMES[action]),
                                 stage_page(order_id, stage), message=OUTCOMES[action],
@@ -319,19 +379,6 @@ def undo_decision(order_id: str, stage: str):
 
 
 # --- moving on -----------------------------------------------------------------------------------------
-
-def recent_undo() -> dict | None:
-    """The decision made just before this page (by "decide and next"), while it can still be undone."""
-    recent = session.pop(RECENT_KEY, None)
-    if not isinstance(recent, list) or len(recent) != 2:
-        return None
-    found = undoable(str(recent[0]), str(recent[1]), current_user.email)
-    if found is None:
-        return None
-    decision, left = found
-    return {"order_id": decision.order_id, "stage": decision.stage, "outcome": decision.outcome,
-            "seconds_left": left}
-
 
 def next_url(order_id: str, stage: str, direction: str = "next") -> str | None:
     found = queue.next_waiting(current=(order_id, stage), direction=direction)

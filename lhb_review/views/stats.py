@@ -9,13 +9,20 @@ from lhb_review.review import reports
 
 bp = Blueprint("stats", __name__)
 PERIODS = (7, 30, 90, 365)
-LABEL_WIDTH = 170
+LABEL_WIDTH = 190
 BAR_WIDTH = 300
 ROW_HEIGHT = 26
 
 
 def _scale(value: float, largest: float) -> float:
     return round(BAR_WIDTH * value / largest, 1) if largest else 0.0
+
+
+def chart_label(reviewer: str, limit: int = 22) -> str:
+    """A reviewer's e-mail short enough for the chart's label column: the part before the @, cut with an
+    ellipsis (the full address is in the bar's tooltip and in the table below)."""
+    name = reviewer.split("@", 1)[0] if "@" in reviewer else reviewer
+    return name if len(name) <= limit else name[: limit - 1] + "…"
 
 
 def reviewer_chart(stats: opsstats.ReviewStats) -> dict:
@@ -25,7 +32,7 @@ def reviewer_chart(stats: opsstats.ReviewStats) -> dict:
     for i, r in enumerate(stats.reviewers):
         approved_w = _scale(r.approved, largest)
         rows.append({
-            "y": i * ROW_HEIGHT, "label": r.reviewer, "approved": r.approved, "rejected": r.rejected,
+            "y": i * ROW_HEIGHT, "label": chart_label(r.reviewer), "name": r.reviewer, "approved": r.approved, "rejected": r.rejected,
             "approved_w": approved_w, "rejected_w": _scale(r.rejected, largest),
             "rate": r.approval_rate,
         })

@@ -66,6 +66,22 @@ def _error_context():
     )
 
 
+# Werkzeug's own descriptions talk about "the requested URL" and "the server"; people get these instead.
+PLAIN_WORDS = {
+    403: "You do not have access to this page. Ask an admin if you need it.",
+    404: "There is nothing at this address. The link may be old, or the item was removed.",
+    405: "This address does not take that kind of request. Go back and use the page's buttons.",
+}
+
+
+def plain_message(exc: HTTPException) -> str:
+    """The view's own description when it gave one, else the plain wording for the status."""
+    generic = type(exc).description
+    if exc.description and exc.description != generic:
+        return exc.description
+    return PLAIN_WORDS.get(exc.code or 500, exc.description or exc.name)
+
+
 def register(app: Flask) -> None:
     @app.errorhandler(DomainError)
     def domain_error(exc: DomainError):
@@ -81,7 +97,7 @@ def register(app: Flask) -> None:
         if wants_json():
             code = (exc.name or "error").lower().replace(" ", "_")
             return json_error(exc.code or 500, code, exc.description or exc.name)
-        return render_template("errors/error.html", status=exc.code, message=exc.description), exc.code
+        return render_template("errors/error.html", status=exc.code, message=plain_message(exc)), exc.code
 
     @app.errorhandler(Exception)
     def unhandled(exc: Exception):

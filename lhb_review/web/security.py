@@ -45,11 +45,12 @@ ASSET_CSP = render_policy(ASSET_POLICY)
 
 
 def is_asset_request() -> bool:
-    return request.blueprint == "assets" or request.path.startswith("/assets/")
+    return request.endpoint == "assets.file" or request.path.startswith("/assets/")
 
 
 def set_security_headers(response):
-    asset = is_asset_request()
+    # An asset URL that fails answers with one of our own error pages, which needs the page policy's styles.
+    asset = is_asset_request() and response.status_code < 400
     headers = response.headers
     headers.setdefault("Content-Security-Policy", ASSET_CSP if asset else PAGE_CSP)
     headers.setdefault("X-Frame-Options", "SAMEORIGIN" if asset else "DENY")

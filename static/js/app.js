@@ -2,6 +2,10 @@
 (function () {
   "use strict";
 
+  // Keyboard hints and menus that need this script show only when it runs.
+  document.documentElement.classList.remove("no-js");
+  document.documentElement.classList.add("js");
+
   function showToast(message) {
     var toast = document.getElementById("toast");
     if (!toast) { return; }
@@ -45,6 +49,57 @@
     }
   });
 
+  // Claim bar polls say which version of the bar they show; the server answers 304 while it is current.
+  document.addEventListener("htmx:configRequest", function (event) {
+    var bar = event.detail.elt;
+    if (bar && bar.id === "claim-bar" && bar.hasAttribute("data-presence-version") && event.detail.verb === "get") {
+      event.detail.headers["If-None-Match"] = '"' + bar.getAttribute("data-presence-version") + '"';
+    }
+  });
+
+  // A decision in flight: all the panel's buttons wait (not just the one pressed), and it says "Saving…".
+  function panelOf(elt) { return elt && elt.closest ? elt.closest("#decision-panel") : null; }
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var panel = panelOf(event.detail.elt);
+    if (!panel || event.detail.requestConfig.verb !== "post") { return; }
+    panel.classList.add("is-saving");
+    panel.setAttribute("aria-busy", "true");
+    panel.querySelectorAll("button").forEach(function (b) { if (!b.disabled) { b.disabled = true; b.setAttribute("data-was-enabled", ""); } });
+  });
+  document.addEventListener("htmx:afterRequest", function (event) {
+    var panel = panelOf(event.detail.elt);
+    if (!panel || !panel.isConnected || !panel.classList.contains("is-saving")) { return; }
+    panel.classList.remove("is-saving");
+    panel.removeAttribute("aria-busy");
+    panel.querySelectorAll("button[data-was-enabled]").forEach(function (b) { b.disabled = false; b.removeAttribute("data-was-enabled"); });
+  });
+
+  // Typed notes survive the panel being redrawn (a claim changed hands, someone else decided): put back into
+  // the same field, or shown as "not sent" when the stage is decided now.
+  var keptNotes = null;
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    if (event.detail.target && event.detail.target.id === "decision-panel") {
+      keptNotes = {};
+      event.detail.target.querySelectorAll("textarea[id]").forEach(function (t) { if (t.value.trim()) { keptNotes[t.id] = t.value; } });
+    }
+  });
+  document.addEventListener("htmx:afterSwap", function (event) {
+    var panel = document.getElementById("decision-panel");
+    if (!keptNotes || !panel || event.detail.target.id !== "decision-panel") { return; }
+    var lost = [];
+    Object.keys(keptNotes).forEach(function (id) {
+      var field = panel.querySelector("textarea#" + id);
+      if (field && !field.readOnly) { if (!field.value.trim()) { field.value = keptNotes[id]; } }
+      else if (id !== "unsent-notes") { lost.push(keptNotes[id]); }
+    });
+    var unsent = panel.querySelector("[data-unsent-notes]");
+    if (lost.length && unsent && unsent.hidden) {
+      unsent.querySelector("textarea").value = lost.join("\n\n");
+      unsent.hidden = false;
+    }
+    keptNotes = null;
+  });
+
   document.addEventListener("htmx:responseError", function (event) {
     showToast(messageOf(event.detail.xhr));
   });
@@ -52,6 +107,22 @@
   document.addEventListener("htmx:sendError", function () {
     showToast("The server could not be reached. Check the connection and try again.");
   });
+
+  // The narrow-screen menu button opens and closes the main navigation.
+  document.addEventListener("click", function (event) {
+    var toggle = event.target.closest && event.target.closest("[data-nav-toggle]");
+    if (!toggle) { return; }
+    var open = toggle.closest(".topbar").classList.toggle("nav-open");
+    toggle.setAttribute("aria-expanded", open ? "true" : "false");
+  });
+
+  // A form or button with data-confirm asks first (disabling a user, say); without this script it just sends.
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    var button = event.submitter;
+    var question = (button && button.getAttribute("data-confirm")) || form.getAttribute("data-confirm");
+    if (question && !window.confirm(question)) { event.preventDefault(); event.stopImmediatePropagation(); }
+  }, true);
 
   document.addEventListener("click", function (event) {
     var toast = document.getElementById("toast");

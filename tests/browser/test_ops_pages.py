@@ -58,8 +58,11 @@ def test_admin_disables_a_user_and_filters_the_audit_log(page, browser_login, sc
     make_user("rev@example.com")
     browser_login(page, make_user("boss@example.com", role="admin"))
     page.goto("/admin/users")
+    asked = []
+    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept()))
     page.locator("tr", has_text="rev@example.com").get_by_role("button", name="Disable").click()
     page.wait_for_url("**/admin/users")
+    assert asked and "rev@example.com" in asked[0]
     assert "Disabled rev@example.com" in page.locator(".flash").inner_text()
     assert "disabled" in page.locator("tr", has_text="rev@example.com").inner_text()
     screenshot(page, "admin-users")
