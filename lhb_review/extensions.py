@@ -22,7 +22,7 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
-READ_ENGINE = "lhb_read_engine"  # session.info key: the replica a read-only request chose (core.routing)
+READ_ENGINE = "lhb_read_engine"  # session.info key: the replica connection a read-only request reads on
 # Who is asking is read from the primary even on a replica-routed page, so a sign-out on every device or
 # a revoked API token takes effect at once rather than within REPLICA_MAX_LAG_MS.
 PRIMARY_ONLY_TABLES = frozenset({"users", "api_tokens"})

@@ -16,7 +16,7 @@ from lhb_review.extensions import db
 from lhb_review.pipeline import tokens
 from tests.conftest import Browser, fresh_request_globals, test_env
 from tests.factories import PASSWORD, make_order_with_stages, make_user
-from tests.replica_pg import PgBouncer, ReplicatedServers, pg_bin_dir
+from bench.cluster import PgBouncer, ReplicatedServers, pg_bin_dir
 
 PGBOUNCER = shutil.which("pgbouncer") or shutil.which("pgbouncer", path="/usr/sbin")
 BIN_DIR = pg_bin_dir()

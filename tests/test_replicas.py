@@ -21,7 +21,7 @@ from lhb_review.extensions import db
 from lhb_review.pipeline import tokens
 from tests.conftest import Browser, fresh_request_globals, table_names, test_env
 from tests.factories import PASSWORD, make_order_with_stages, make_user
-from tests.replica_pg import ReplicatedServers, pg_bin_dir
+from bench.cluster import ReplicatedServers, pg_bin_dir
 
 MAX_LAG_MS = 4000
 WRITE_WORDS = re.compile(r"^\s*(INSERT|UPDATE|DELETE|TRUNCATE|CREATE|ALTER|DROP)\b|\bFOR (UPDATE|SHARE)\b|nextval\(",

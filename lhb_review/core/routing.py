@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 
 from flask import current_app, has_app_context
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import scoped_session
 
 from lhb_review.extensions import READ_ENGINE
@@ -49,8 +49,13 @@ def use_primary(session) -> None:
     """
     if isinstance(session, scoped_session):
         session = session()
-    if session.info.pop(READ_ENGINE, None) is not None and session.in_transaction():
+    replica = session.info.pop(READ_ENGINE, None)
+    if replica is None:
+        return
+    if session.in_transaction():
         session.rollback()
+    if isinstance(replica, Connection):
+        replica.close()  # its read-only transaction ends and it goes back to the replica's pool
 
 
 def remember_commit(session) -> None:
@@ -83,6 +88,7 @@ class Choice:
     """Where a read-only request goes: ``replica`` (None: the primary) and why each other replica was not used."""
 
     replica: Replica | None
+    connection: Connection | None = None  # open on the replica, already checked: the request reads on it
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (replica name, reason)
 
 
@@ -116,26 +122,47 @@ class ReplicaRouter:
             if replica.down_until > now:
                 choice.skipped.append((replica.name, "cooling_down"))
                 continue
-            reason = self._check(replica, required)
+            reason, conn = self._check(replica, required)
             if reason is None:
-                choice.replica = replica
+                choice.replica, choice.connection = replica, conn
                 return choice
             choice.skipped.append((replica.name, reason))
         return choice
 
-    def _check(self, replica: Replica, required: int) -> str | None:
-        try:
-            with replica.engine.connect() as conn:
+    def _check(self, replica: Replica, required: int) -> tuple[str | None, Connection | None]:
+        """(None, the open connection that answered) when the replica may serve; else (the reason, None).
+
+        The check is the connection's liveness test too (the replica pools skip pre-ping), and the request
+        reads on that same connection, so routing costs one round trip to the replica and none to the primary.
+        A pooled connection the replica dropped (a restart) is retried once on a fresh one.
+        """
+        for attempt in (1, 2):
+            conn = None
+            try:
+                conn = replica.engine.connect()
                 row = conn.execute(CHECK).one()
-        except SQLAlchemyError as exc:
-            return self._cool_down(replica, "unavailable", exc)
+                break
+            except DBAPIError as exc:
+                if conn is not None:
+                    conn.close()
+                if attempt == 1 and exc.connection_invalidated:
+                    continue
+                return self._cool_down(replica, "unavailable", exc), None
+            except SQLAlchemyError as exc:
+                if conn is not None:
+                    conn.close()
+                return self._cool_down(replica, "unavailable", exc), None
+        reason = None
         if row.replayed is None:
-            return self._cool_down(replica, "not_a_standby", None)
-        if row.lag_ms > self.max_lag_ms:
-            return self._cool_down(replica, "lagging", f"{row.lag_ms:.0f} ms behind")
-        if lsn_value(row.replayed) < required:
-            return "behind_session"
-        return None
+            reason = self._cool_down(replica, "not_a_standby", None)
+        elif row.lag_ms > self.max_lag_ms:
+            reason = self._cool_down(replica, "lagging", f"{row.lag_ms:.0f} ms behind")
+        elif lsn_value(row.replayed) < required:
+            reason = "behind_session"
+        if reason is not None:
+            conn.close()
+            return reason, None
+        return None, conn
 
     def _cool_down(self, replica: Replica, reason: str, detail) -> str:
         with self._lock:

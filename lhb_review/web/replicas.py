@@ -110,7 +110,7 @@ def choose_reads() -> None:
         READ_REQUESTS.labels(target="primary").inc()
         g.lhb_read_target = "primary"
         return
-    db.session.info[READ_ENGINE] = choice.replica.engine
+    db.session.info[READ_ENGINE] = choice.connection
     READ_REQUESTS.labels(target=choice.replica.name).inc()
     g.lhb_read_target = choice.replica.name
 
@@ -147,6 +147,7 @@ def init_app(app: Flask) -> None:
     connect_args["options"] = (connect_args.get("options", "") + " -c default_transaction_read_only=on").strip()
     options["connect_args"] = connect_args
     options["pool_timeout"] = app.config["REPLICA_CONNECT_TIMEOUT_SECONDS"]
+    options["pool_pre_ping"] = False  # the routing check on each checkout is the liveness test
     with app.app_context():
         primary = db.engine
     app.extensions[routing.EXTENSION] = routing.ReplicaRouter(

@@ -1,5 +1,5 @@
-"""A private primary and its streaming standby (pg_basebackup -R) on loopback ports, and PgBouncer in front
-of the primary: servers the tests start, stop and pause themselves, never the suite's shared server."""
+"""Private PostgreSQL servers on loopback ports for the scaling tests and bench/scaled.py: a primary and its
+streaming standby (pg_basebackup -R), and PgBouncer in transaction mode in front of the primary."""
 from __future__ import annotations
 
 import glob
