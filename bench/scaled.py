@@ -5,10 +5,12 @@
 It starts a private primary and a streaming standby on loopback ports (bench/cluster.py), loads the bulk
 orders on the primary and waits for the standby to replay them, then drives the same bounded load twice:
 
-  one server    one gunicorn (2 workers) on the primary alone, as bench/run.py serves it;
-  two servers   two gunicorns (1 worker each, the same total) with DATABASE_REPLICA_URLS naming the standby;
-                the client alternates its connections between them, as a round-robin proxy would, and the
-                reviewer's session cookie works on both (the app servers keep no state).
+  one server              one gunicorn (2 workers) on the primary alone, as bench/run.py serves it;
+  two servers             two gunicorns (1 worker each, the same total) on the primary alone;
+  two servers, replica    the same two with DATABASE_REPLICA_URLS naming the standby.
+
+The client alternates its requests between the servers, as a round-robin proxy would, and the reviewer's
+session cookie works on both (the app servers keep no state).
 
 Scenarios: the queue fragment, the API's stage-status poll, and a decision followed at once by the queue as
 the same reviewer (read-your-writes). For each it prints requests per second and p50/p95 latency, and, from
@@ -179,7 +181,8 @@ def run_configuration(label, servers, fx, token, args, out, decisions):
 
     scenarios = [("queue fragment", queue, args.requests), ("stage-status poll (API)", poll, args.requests),
                  ("decision, then the queue at once", decide_then_read, len(decisions))]
-    out(f"{label}: {len(servers)} app server(s), ports {', '.join(map(str, ports))}")
+    load = ", ".join(f"{n:.1f}" for n in os.getloadavg())
+    out(f"{label}: {len(servers)} app server(s), ports {', '.join(map(str, ports))}; machine load {load}")
     for name, work, limit in scenarios:
         drive(ports, lead.cookie, lead.csrf, work, concurrency=args.concurrency, seconds=args.warmup,
               limit=0 if work is decide_then_read else limit)
@@ -204,6 +207,9 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=3000, help="most requests per scenario (default 3000)")
     parser.add_argument("--concurrency", type=int, default=4, help="client threads (default 4)")
     parser.add_argument("--warmup", type=float, default=1.5, help="seconds of warm-up per scenario (default 1.5)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="run the two configurations this many times, alternating (default 1): the spread "
+                             "between rounds is the noise of a shared machine")
     parser.add_argument("--max-lag-ms", type=int, default=1000, help="REPLICA_MAX_LAG_MS (default 1000)")
     parser.add_argument("--no-save", action="store_true", help="print only; do not write bench/results/")
     args = parser.parse_args()
@@ -229,30 +235,33 @@ def main() -> int:
         ensure_bench_user(db_url)
         token = api_token(env)
         cluster.wait_for_replay(timeout=600)
-        fx = load_fixtures(db_url, decisions=2 * args.requests)
+        fx = load_fixtures(db_url, decisions=3 * args.requests)
         out(f"Data: {args.orders:,} bulk orders, {fx.waiting:,} stages waiting; standby caught up")
         out(f"Load: {args.concurrency} keep-alive client threads, {args.warmup:g}s warm-up, then at most "
             f"{args.requests:,} requests or {args.seconds:g}s per scenario")
         out()
-        half = len(fx.approve) // 2
-        one = Gunicorn(env, workdir, workers=2, log_name="gunicorn-one.log")
-        started.append(one)
-        run_configuration("One server, primary only", [one], fx, token, args, out, fx.approve[:half])
-        one.stop()
-        started.remove(one)
-
+        share = len(fx.approve) // (3 * args.rounds)
+        batches = iter([fx.approve[i * share:(i + 1) * share] for i in range(3 * args.rounds)])
         replica_env = app_env(db_url, workdir, DATABASE_REPLICA_URLS=cluster.standby.url(),
                               REPLICA_MAX_LAG_MS=str(args.max_lag_ms),
                               REDIS_URL=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0"),
                               RATELIMIT_KEY_PREFIX=f"lhb-bench-{int(time.time())}")
-        servers = []
-        for n in (1, 2):
-            metrics_dir = workdir / f"metrics-{n}"
-            metrics_dir.mkdir()
-            servers.append(Gunicorn(dict(replica_env, PROMETHEUS_MULTIPROC_DIR=str(metrics_dir)), workdir,
-                                    workers=1, log_name=f"gunicorn-{n}.log"))
-            started.append(servers[-1])
-        run_configuration("Two servers, reads from the standby", servers, fx, token, args, out, fx.approve[half:])
+        configurations = [("One server, primary only", 1, 2, env),
+                          ("Two servers, primary only", 2, 1, env),
+                          ("Two servers, reads from the standby", 2, 1, replica_env)]
+        for round_number in range(1, args.rounds + 1):
+            suffix = f" (round {round_number})" if args.rounds > 1 else ""
+            for label, count, workers, server_env in configurations:
+                servers = []
+                for n in range(1, count + 1):
+                    metrics_dir = Path(tempfile.mkdtemp(prefix="metrics-", dir=workdir))
+                    servers.append(Gunicorn(dict(server_env, PROMETHEUS_MULTIPROC_DIR=str(metrics_dir)), workdir,
+                                            workers=workers, log_name=f"gunicorn-{n}.log"))
+                    started.append(servers[-1])
+                run_configuration(label + suffix, servers, fx, token, args, out, next(batches))
+                for server in servers:
+                    server.stop()
+                    started.remove(server)
     finally:
         for server in started:
             server.stop()

@@ -252,3 +252,27 @@ def test_no_write_ever_reaches_the_replica(ctx, servers, replica_statements):
     assert db.session.execute(text(
         "SELECT status FROM review_stages WHERE order_id = :o AND stage_name = 'preBria'"), {"o": second}
     ).scalar() == "approved"
+
+
+def test_a_write_inside_a_replica_routed_request_reads_from_the_primary(ctx, servers):
+    """Even when a read-only request calls a service that writes, the write's reads see the primary: what
+    the request loaded from the replica is expired, not trusted."""
+    from lhb_review.core.tx import transaction
+    from lhb_review.models import ReviewStage
+    from lhb_review.web import replicas
+
+    alice, _, (order_id,) = setup_world(servers, "LHB-R8")
+    servers.pause_replay()
+    conn = servers.primary.connect()
+    with conn.cursor() as cur:
+        cur.execute("UPDATE review_stages SET status = 'in_review' WHERE order_id = %s", (order_id,))
+    conn.close()
+    with ctx.test_request_context("/queue"):
+        ctx.preprocess_request()
+        assert replicas.READ_ENGINE in db.session.info, "the queue should be routed to the replica"
+        row = db.session.scalars(db.select(ReviewStage).where(ReviewStage.order_id == order_id)).one()
+        assert row.status == "pending"  # the standby has not replayed the update
+        with transaction() as session:
+            assert session.get(ReviewStage, row.id).status == "in_review"
+        assert replicas.READ_ENGINE not in db.session.info
+        replicas.end_reads()

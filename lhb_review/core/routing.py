@@ -7,7 +7,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from flask import current_app, has_app_context
+from flask import current_app, has_app_context, has_request_context
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
@@ -59,9 +59,13 @@ def use_primary(session) -> None:
 
 
 def remember_commit(session) -> None:
-    """After a commit, note the primary's WAL position for read-your-writes (only when replicas exist)."""
+    """After a commit, note the primary's WAL position for read-your-writes.
+
+    Only when replicas exist and a request made the commit: workers and commands have no later reads to
+    route, so they pay nothing.
+    """
     router = current_router()
-    if router is None:
+    if router is None or not has_request_context():
         return
     with router.primary().connect() as conn:
         lsn = conn.execute(CURRENT_LSN).scalar_one()
