@@ -39,8 +39,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.cluster import ReplicatedServers, pg_bin_dir  # noqa: E402
-from bench.run import (  # noqa: E402
+from bench.cluster import ReplicatedServers, pg_bin_dir
+from bench.run import (
     BENCH_EMAIL,
     BENCH_PASSWORD,
     CSRF_RE,
@@ -176,7 +176,7 @@ def run_configuration(label, servers, fx, token, args, out, decisions):
         order_id, stage = decisions[i]
         body = urllib.parse.urlencode({"csrf_token": client.csrf, "notes": "bench"})
         status, _ = client.request("POST", f"/orders/{order_id}/stages/{stage}/approve", body)
-        read, page = client.request("GET", "/queue?status=approved", headers=htmx)
+        read, _ = client.request("GET", "/queue?status=approved", headers=htmx)
         return status in (302, 303) and read == 200
 
     scenarios = [("queue fragment", queue, args.requests), ("stage-status poll (API)", poll, args.requests),

@@ -10,13 +10,13 @@ from flask import request_started
 from flask_migrate import upgrade
 from sqlalchemy import text
 
+from bench.cluster import PgBouncer, ReplicatedServers, pg_bin_dir
 from lhb_review import create_app
 from lhb_review.core.actors import Actor
 from lhb_review.extensions import db
 from lhb_review.pipeline import tokens
 from tests.conftest import Browser, fresh_request_globals, test_env
 from tests.factories import PASSWORD, make_order_with_stages, make_user
-from bench.cluster import PgBouncer, ReplicatedServers, pg_bin_dir
 
 PGBOUNCER = shutil.which("pgbouncer") or shutil.which("pgbouncer", path="/usr/sbin")
 BIN_DIR = pg_bin_dir()
@@ -28,7 +28,7 @@ SERVER_CONNECTIONS = 2  # fewer than the app's pool: its connections share serve
 
 
 @pytest.fixture(scope="module")
-def bouncer(tmp_path_factory):
+def bouncer():
     server = ReplicatedServers(BIN_DIR, standby=False)
     pooler = PgBouncer(PGBOUNCER, server.primary.port, pool_size=SERVER_CONNECTIONS)
     yield server, pooler

@@ -2,12 +2,16 @@
 replica configured nothing is routed, counted or added."""
 from __future__ import annotations
 
+import os
+import secrets
+
 import pytest
 from prometheus_client import REGISTRY
 
 from lhb_review.config import ConfigError, build_config
 from lhb_review.core import routing
 from lhb_review.extensions import READ_ENGINE, db
+from lhb_review.web.replicas import TokenPositions
 from tests.factories import make_order_with_stages, make_user
 
 
@@ -62,3 +66,37 @@ def test_without_replicas_nothing_is_routed_or_counted(app, login_as):
              for s in m.samples if s.name.endswith("_total")}
     assert after == before
     assert READ_ENGINE not in db.session.info and routing.COMMIT_LSN not in db.session.info
+
+
+@pytest.mark.skipif(not os.environ.get("TEST_REDIS_URL"), reason="TEST_REDIS_URL is not set")
+def test_token_write_positions_in_redis_only_move_forward():
+    """Two app servers recording one token's writes out of order keep the later position."""
+    positions = TokenPositions(os.environ["TEST_REDIS_URL"], f"lhb-test-{secrets.token_hex(4)}")
+    assert positions.get("lhb_a") == 0
+    positions.put("lhb_a", 500)
+    positions.put("lhb_a", 300)
+    assert positions.get("lhb_a") == 500
+    assert positions.get("lhb_b") == 0
+
+
+def test_token_write_positions_unknown_when_redis_is_down():
+    """No answer from Redis: the position is unknown (the asker reads from the primary), and recording
+    one fails quietly."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed again: nothing listens there
+    positions = TokenPositions(f"redis://127.0.0.1:{port}/0", "lhb-test")
+    assert positions.get("lhb_a") is None
+    positions.put("lhb_a", 500)
+
+
+def test_token_write_positions_in_memory_without_redis():
+    positions = TokenPositions(None, "lhb-test", capacity=2)
+    positions.put("lhb_a", 500)
+    positions.put("lhb_a", 300)
+    positions.put("lhb_b", 1)
+    positions.put("lhb_c", 2)
+    assert positions.get("lhb_a") == 0  # the oldest entry gave way
+    assert (positions.get("lhb_b"), positions.get("lhb_c")) == (1, 2)

@@ -3,9 +3,7 @@ decision, another reviewer's view lags by at most REPLICA_MAX_LAG_MS, a stopped 
 from the primary, and no write ever reaches the standby."""
 from __future__ import annotations
 
-import os
 import re
-import secrets
 import time
 
 import pytest
@@ -14,6 +12,7 @@ from flask_migrate import upgrade
 from prometheus_client import REGISTRY
 from sqlalchemy import event, text
 
+from bench.cluster import ReplicatedServers, pg_bin_dir
 from lhb_review import create_app
 from lhb_review.core import routing
 from lhb_review.core.actors import Actor
@@ -21,7 +20,6 @@ from lhb_review.extensions import db
 from lhb_review.pipeline import tokens
 from tests.conftest import Browser, fresh_request_globals, table_names, test_env
 from tests.factories import PASSWORD, make_order_with_stages, make_user
-from bench.cluster import ReplicatedServers, pg_bin_dir
 
 MAX_LAG_MS = 4000
 WRITE_WORDS = re.compile(r"^\s*(INSERT|UPDATE|DELETE|TRUNCATE|CREATE|ALTER|DROP)\b|\bFOR (UPDATE|SHARE)\b|nextval\(",
@@ -44,9 +42,6 @@ def rapp(servers, tmp_path_factory):
         servers.primary.url(), tmp_path_factory.mktemp("replicas"),
         DATABASE_REPLICA_URLS=servers.standby.url(), REPLICA_MAX_LAG_MS=MAX_LAG_MS,
         REPLICA_COOLDOWN_SECONDS=1, REPLICA_CONNECT_TIMEOUT_SECONDS=2,
-        # With Redis, API tokens' write positions are kept there (shared by app servers), as in production.
-        **({"REDIS_URL": os.environ["TEST_REDIS_URL"], "RATELIMIT_KEY_PREFIX": f"lhb-test-{secrets.token_hex(4)}"}
-           if os.environ.get("TEST_REDIS_URL") else {}),
     ))
     request_started.connect(fresh_request_globals, application)
     with application.app_context():
@@ -261,7 +256,7 @@ def test_a_write_inside_a_replica_routed_request_reads_from_the_primary(ctx, ser
     from lhb_review.models import ReviewStage
     from lhb_review.web import replicas
 
-    alice, _, (order_id,) = setup_world(servers, "LHB-R8")
+    _, _, (order_id,) = setup_world(servers, "LHB-R8")
     servers.pause_replay()
     conn = servers.primary.connect()
     with conn.cursor() as cur:

@@ -73,7 +73,7 @@ def remember_commit(session) -> None:
         session.info[COMMIT_LSN] = lsn
 
 
-def current_router() -> "ReplicaRouter | None":
+def current_router() -> ReplicaRouter | None:
     if not has_app_context():
         return None
     return current_app.extensions.get(EXTENSION)

@@ -7,6 +7,7 @@ import threading
 from collections import OrderedDict
 
 from flask import Flask, current_app, g, request, session
+from redis.exceptions import RedisError
 
 from lhb_review.core import routing
 from lhb_review.extensions import READ_ENGINE, db
@@ -55,7 +56,7 @@ class TokenPositions:
                 return self._memory.get(key, 0)
         try:
             score = self._redis.zscore(key, "lsn")
-        except Exception as exc:  # any Redis failure: the asker reads from the primary
+        except RedisError as exc:  # Redis down or slow: the asker reads from the primary
             log.warning("write positions unavailable in Redis: %s", exc)
             return None
         return int(score or 0)
@@ -75,7 +76,7 @@ class TokenPositions:
                 pipe.zadd(key, {"lsn": position}, gt=True)
                 pipe.expire(key, TOKEN_POSITION_TTL_SECONDS)
                 pipe.execute()
-        except Exception as exc:
+        except RedisError as exc:
             log.warning("could not record a write position in Redis: %s", exc)
 
 
