@@ -268,16 +268,17 @@ def free_port() -> int:
 
 
 class Gunicorn:
-    def __init__(self, env: dict, workdir: Path):
+    def __init__(self, env: dict, workdir: Path, workers: int = GUNICORN_WORKERS, log_name: str = "gunicorn.log"):
         self.port = free_port()
-        self.log = open(workdir / "gunicorn.log", "w")
+        self.workers = workers
+        self.log = open(workdir / log_name, "w")
         self.proc = subprocess.Popen(
             [
                 sys.executable,
                 "-m",
                 "gunicorn",
                 "--workers",
-                str(GUNICORN_WORKERS),
+                str(workers),
                 "--worker-class",
                 "gthread",
                 "--threads",
@@ -299,13 +300,13 @@ class Gunicorn:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"gunicorn exited; see {workdir / 'gunicorn.log'}")
+                raise RuntimeError(f"gunicorn exited; see {workdir / log_name}")
             try:
                 conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
                 conn.request("GET", "/login")
                 conn.getresponse().read()
                 conn.close()
-                if len(self.worker_pids()) == GUNICORN_WORKERS:
+                if len(self.worker_pids()) == self.workers:
                     return
             except OSError:
                 pass

@@ -49,10 +49,11 @@ def create_app(config: dict | None = None, env: dict | None = None) -> Flask:
     login_manager.init_app(app)
 
     from lhb_review import api, cli, views
-    from lhb_review.web import auth, errors, htmx, metrics, observability, resilience, security
+    from lhb_review.web import auth, errors, htmx, metrics, observability, replicas, resilience, security
 
     observability.init_app(app)
     metrics.init_app(app)
+    replicas.init_app(app)
     auth.init_app(app)
     security.init_app(app)
     resilience.init_app(app)

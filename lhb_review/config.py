@@ -181,6 +181,35 @@ def build_config(env: dict | None = None) -> dict:
         "SQLALCHEMY_TRACK_MODIFICATIONS": False,
         **pipeline_settings(env),
         **review_flow_settings(env),
+        **replica_settings(env),
+    }
+
+
+def replica_settings(env: dict) -> dict:
+    """Read replicas: DATABASE_REPLICA_URLS, or DB_REPLICA_HOSTS (host[:port],...) with the DB_* login."""
+    urls = list(env_list(env, "DATABASE_REPLICA_URLS", ""))
+    if not urls:
+        for item in env_list(env, "DB_REPLICA_HOSTS", ""):
+            host, _, port = item.partition(":")
+            try:
+                port_number = int(port or env.get("DB_PORT") or 5432)
+            except ValueError as exc:
+                raise ConfigError(f"DB_REPLICA_HOSTS: {item!r} is not host or host:port") from exc
+            urls.append(URL.create(
+                DRIVER, username=env.get("DB_USER") or None, password=env.get("DB_PASSWORD") or None,
+                host=host, port=port_number, database=env.get("DB_NAME") or "little_hero_books",
+            ).render_as_string(hide_password=False))
+    max_lag = env_int(env, "REPLICA_MAX_LAG_MS", 1000)
+    cooldown = env_int(env, "REPLICA_COOLDOWN_SECONDS", 30)
+    connect_timeout = env_int(env, "REPLICA_CONNECT_TIMEOUT_SECONDS", 2)
+    if max_lag < 0 or cooldown < 0 or connect_timeout < 1:
+        raise ConfigError("REPLICA_MAX_LAG_MS and REPLICA_COOLDOWN_SECONDS must be at least 0, "
+                          "REPLICA_CONNECT_TIMEOUT_SECONDS at least 1")
+    return {
+        "DATABASE_REPLICA_URLS": tuple(normalise_url(url) for url in urls),
+        "REPLICA_MAX_LAG_MS": max_lag,
+        "REPLICA_COOLDOWN_SECONDS": cooldown,
+        "REPLICA_CONNECT_TIMEOUT_SECONDS": connect_timeout,
     }
 
 

@@ -40,6 +40,23 @@ LATENCY = Histogram(
 DECISIONS = Counter(
     "lhb_decisions_total", "Review decisions committed, by stage and outcome.", ["stage", "outcome"],
 )
+READ_REQUESTS = Counter(
+    "lhb_db_read_requests_total",
+    "Read-only requests by the server that answered their reads ('primary' or a replica's host:port/db); "
+    "counted only when replicas are configured.",
+    ["target"],
+)
+REPLICA_SKIPS = Counter(
+    "lhb_db_replica_skips_total",
+    "Times a replica was passed over for a read-only request, by replica and reason "
+    "(unavailable, lagging, not_a_standby, cooling_down, behind_session, position_unknown).",
+    ["replica", "reason"],
+)
+REPLICA_FALLBACKS = Counter(
+    "lhb_db_replica_fallbacks_total",
+    "Read-only requests served from the primary although replicas are configured, by the first reason.",
+    ["reason"],
+)
 # livesum: in multiprocess mode the pool gauges of live workers are added up.
 POOL_IN_USE = Gauge("lhb_db_pool_in_use", "Database connections checked out of the pool.",
                     multiprocess_mode="livesum")
