@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 from pydantic.json_schema import models_json_schema
 
 from lhb_review.core import contracts
@@ -109,7 +109,7 @@ def path_parameter(name: str) -> dict:
         schema = tidy(contracts.ORDER_ID_PARAM.json_schema())
         text = "The pipeline's order id: letters, digits, '#', '.', '_', ':' or '-'."
     else:
-        schema = {"type": "string", "enum": list(contracts.STAGE_NAMES)}
+        schema = tidy(TypeAdapter(contracts.StageName).json_schema())
         text = "The review stage, in pipeline order."
     return {"name": name, "in": "path", "required": True, "description": text, "schema": schema}
 

@@ -12,11 +12,9 @@ context (``url_problem``) so this module imports nothing above it.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import math
 import re
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Annotated, Any, Callable, Literal, Union
 
 from typing_extensions import TypeAliasType
@@ -30,13 +28,11 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
-    PlainSerializer,
     PlainValidator,
     Tag,
     TypeAdapter,
     ValidationError,
     ValidationInfo,
-    WithJsonSchema,
     WrapValidator,
 )
 from pydantic_core import PydanticCustomError
@@ -74,6 +70,7 @@ DATE_TIME = (
     r":[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,6})?(?:[Zz]|[+\-](?:0[0-9]|1[0-5]):[0-5][0-9])$"
 )
 CURSOR = r"^(?:[0-9]{1,17}\.[0-9a-f]{32})?$"
+StageName = Literal[STAGE_NAMES]  # type: ignore[valid-type]
 STATUS_LIST = rf"^(?:{'|'.join(STATUSES)})(?:,(?:{'|'.join(STATUSES)}))*$"
 
 
@@ -112,35 +109,29 @@ def Text(limit: int, message: str, *, required: bool = False):  # noqa: N802 - a
     ]
 
 
-def parse_date_time(value: Any) -> datetime:
-    if value == "":
-        raise refuse("Required.")
-    if not isinstance(value, str) or len(value) > 40 or not re.fullmatch(DATE_TIME, value):
-        raise refuse("An ISO 8601 date-time with a time zone, e.g. 2026-11-25T09:30:00Z.")
+DATE_TIME_MESSAGE = "An ISO 8601 date-time with a time zone, e.g. 2026-11-25T09:30:00Z."
+
+
+def to_datetime(value: str) -> datetime:
     try:
         return datetime.fromisoformat(value.upper())
-    except ValueError:
-        raise refuse("An ISO 8601 date-time with a time zone, e.g. 2026-11-25T09:30:00Z.") from None
+    except ValueError:  # a day the month does not have
+        raise refuse(DATE_TIME_MESSAGE) from None
 
 
 DateTimeIn = Annotated[
-    datetime,
-    PlainValidator(parse_date_time),
-    WithJsonSchema(
-        {
-            "type": "string",
-            "format": "date-time",
-            "pattern": DATE_TIME,
-            "maxLength": 40,
-            "description": "RFC 3339 with a time zone; year 1900 to 2200, offset under 16 hours.",
-        }
+    str,
+    Field(
+        max_length=40,
+        pattern=DATE_TIME,
+        json_schema_extra={"format": "date-time"},
+        description="RFC 3339 with a time zone; year 1900 to 2200, offset under 16 hours.",
     ),
+    says(DATE_TIME_MESSAGE, blank="Required."),
+    AfterValidator(to_datetime),
 ]
-DateTimeOut = Annotated[
-    datetime,
-    PlainSerializer(lambda v: v.isoformat(), return_type=str),
-    WithJsonSchema({"type": "string", "format": "date-time"}),
-]
+DateTimeOut = datetime
+
 
 # JSON PostgreSQL's JSONB stores: no NUL in text or keys, finite numbers, nested at most MAX_JSON_DEPTH.
 # The recursive type describes it to the document; json_problem is the check (it also bounds the depth).
@@ -220,49 +211,38 @@ _URL_CHAR = r"[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\
 CALLBACK_URL = (
     rf"^[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9\-._~]+(?::{_PORT})?(?:[/?#]{_URL_CHAR}*)?$"
 )
-URL_SCHEMA = {"type": "string", "pattern": CALLBACK_URL, "maxLength": MAX_URL}
-
-
-def judged_url(value: Any, info: ValidationInfo) -> str:
-    """The URL as given, when it has the documented form and the judge in the validation context (or
-    url_problem) finds nothing wrong with it."""
+def judged(value: Any, handler: Callable[[Any], Any], info: ValidationInfo) -> str:
+    """A callback URL: of the documented form, and nothing wrong with it in the eyes of the judge in the
+    validation context (outbox.url_problem) or of url_problem; the judge's words explain a refusal."""
     judge = (info.context or {}).get("url_problem", url_problem)
+    try:
+        handler(value)
+    except ValidationError:
+        raise refuse(judge(value) or url_problem(value) or "An http:// or https:// URL with a host.") from None
     if problem := judge(value):
         raise refuse(problem)
-    if not re.fullmatch(CALLBACK_URL, value):
-        raise refuse("An http:// or https:// URL with a host.")
     return value
 
 
-CallbackUrl = Annotated[str, PlainValidator(judged_url), WithJsonSchema(URL_SCHEMA)]
+CallbackUrl = Annotated[str, Field(max_length=MAX_URL, pattern=CALLBACK_URL), WrapValidator(judged)]
 
 
-def signing_secret(value: Any) -> str:
-    message = f"A secret is a string of {MIN_SECRET} to {MAX_SECRET} characters."
-    if not isinstance(value, str) or not MIN_SECRET <= len(value) <= MAX_SECRET or "\x00" in value:
-        raise refuse(message)
-    if value.startswith("whsec_"):
-        try:
-            base64.b64decode(value[len("whsec_"):], validate=True)
-        except (binascii.Error, ValueError):
-            raise refuse("A whsec_ secret is whsec_ followed by base64.") from None
-    return value
-
-
+# Either a Standard Webhooks secret (whsec_ and base64) or any other text that does not start with whsec_.
+SECRET = (
+    r"^(?:whsec_(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?"
+    r"|(?:[^w\u0000]|w[^h\u0000]|wh[^s\u0000]|whs[^e\u0000]|whse[^c\u0000]|whsec[^_\u0000])[^\u0000]*)$"
+)
 Secret = Annotated[
     str,
-    PlainValidator(signing_secret),
-    WithJsonSchema(
-        {
-            "type": "string",
-            "minLength": MIN_SECRET,
-            "maxLength": MAX_SECRET,
-            "pattern": NO_NUL,
-            "description": "Signs this URL's deliveries instead of WEBHOOK_SECRET; never returned. A "
-            "Standard Webhooks secret (whsec_ and base64) is used as its decoded bytes, any other text "
-            "as its UTF-8 bytes.",
-        }
+    Field(
+        min_length=MIN_SECRET,
+        max_length=MAX_SECRET,
+        pattern=SECRET,
+        description="Signs this URL's deliveries instead of WEBHOOK_SECRET; never returned. A Standard "
+        "Webhooks secret (whsec_ and base64) signs with its decoded bytes, any other text with its UTF-8 "
+        "bytes.",
     ),
+    says(f"A secret is a string of {MIN_SECRET} to {MAX_SECRET} characters."),
 ]
 
 
@@ -449,7 +429,7 @@ class OrderInput(Contract):
 
     def columns(self) -> dict[str, Any]:
         """The order's column values: blank text is left out (NULL), status defaults to ``received``."""
-        values = self.model_dump(exclude={"webhooks"})
+        values = {name: getattr(self, name) for name in type(self).model_fields if name != "webhooks"}
         for name, value in values.items():
             if value == "":
                 values[name] = None
@@ -535,7 +515,7 @@ class AssetView(View):
 
 class StageView(View):
     order_id: str
-    stage: Literal[STAGE_NAMES]  # type: ignore[valid-type]
+    stage: StageName
     status: Literal["approved", "pending"] = Field(description="The approval store's answer (getStageStatus).")
     review_status: Literal[STATUSES] | None = Field(  # type: ignore[valid-type]
         description="The review state; null when the stage was never submitted."
@@ -620,7 +600,7 @@ class WebhookEvent(View):
         json_schema_extra={"format": "uuid"}, description="Equals the webhook-id and Idempotency-Key headers."
     )
     order_id: str
-    stage: Literal[STAGE_NAMES]  # type: ignore[valid-type]
+    stage: StageName
     occurred_at: str = Field(json_schema_extra={"format": "date-time"})
     status: Literal["approved", "pending"]
     review_status: Literal[STATUSES] | None  # type: ignore[valid-type]
