@@ -158,3 +158,12 @@ def test_a_stored_email_the_input_rules_would_refuse_is_still_a_conforming_answe
 @pytest.mark.parametrize("order_id", ["X%0A", "ORD-1%0A", "a%20b"])
 def test_order_ids_are_full_matches(client, order_id):
     assert put_json(client, f"/orders/{order_id}", order_body()) == 422
+
+
+def test_the_readme_field_tables_are_the_ones_the_models_generate():
+    from lhb_review.api.spec import readme_fields
+
+    readme = (ROOT / "README.md").read_text()
+    begin, end = "<!-- api-fields:begin -->\n", "<!-- api-fields:end -->"
+    assert begin in readme and end in readme
+    assert readme.split(begin, 1)[1].split(end, 1)[0] == readme_fields()

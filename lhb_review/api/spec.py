@@ -74,7 +74,7 @@ def tidy(schema: Any) -> Any:
     if isinstance(patterns, dict) and len(patterns) == 1 and "additionalProperties" not in result:
         [(pattern, value)] = patterns.items()
         del result["patternProperties"]
-        result["propertyNames"] = {"pattern": pattern}
+        result["propertyNames"] = dict(pattern=pattern)  # the same constraint, moved
         result["additionalProperties"] = value
     return result
 
@@ -276,4 +276,58 @@ def build_spec() -> dict:
             "schemas": schemas,
         },
     }
+
+
+
+# --- the README's table of request fields, generated from the same schemas
+
+README_MODELS = ("OrderInput", "WebhookTarget", "StageSubmission", "AssetIn", "ApproveInput")
+
+
+def _rule(prop: dict) -> str:
+    """A short reading of one property's schema for people: type, bounds, choices, format."""
+    options = [o for o in prop.get("anyOf", [prop]) if o.get("type") != "null"]
+    words = []
+    for option in options:
+        if "$ref" in option:
+            words.append(option["$ref"].rsplit("/", 1)[-1])
+            continue
+        if "oneOf" in option:
+            words.append(" or ".join(_rule(o) for o in option["oneOf"]))
+            continue
+        kind = option.get("type", "")
+        if "enum" in option:
+            kind = " \\| ".join(f"`{v}`" for v in option["enum"])
+        elif option.get("format"):
+            kind = f"{kind} ({option['format']})"
+        if kind == "array" and "items" in option:
+            kind = f"array of {_rule(option['items'])}"
+        bounds = [
+            f"≤ {option[k]} {unit}"
+            for k, unit in (("maxLength", "chars"), ("maxItems", "items"))
+            if k in option
+        ]
+        if option.get("minLength", 0) > 1 or option.get("minItems", 0) > 1:
+            bounds.insert(0, f"≥ {option.get('minLength', option.get('minItems'))}")
+        if option.get("uniqueItems"):
+            bounds.append("each once")
+        words.append(kind + (f", {', '.join(bounds)}" if bounds else ""))
+    return " or ".join(words) + (", or null" if len(options) < len(prop.get("anyOf", [prop])) else "")
+
+
+def readme_fields() -> str:
+    """The Markdown tables of every request body's fields, as the README carries them."""
+    schemas = build_spec()["components"]["schemas"]
+    parts = []
+    for name in README_MODELS:
+        schema = schemas[name]
+        required = set(schema.get("required", []))
+        rows = [f"**{name}**", "", "| field | required | type | notes |", "| --- | --- | --- | --- |"]
+        for field, prop in schema["properties"].items():
+            notes = [prop.get("description")] + [o.get("description") for o in prop.get("anyOf", [])]
+            note = " ".join(n for n in notes if n).replace("|", "\\|")
+            rows.append(f"| `{field}` | {'yes' if field in required else ''} | {_rule(prop)} | {note} |")
+        parts.append("\n".join(rows))
+    return "\n\n".join(parts) + "\n"
+
 

@@ -101,9 +101,10 @@ def stripped(value: str) -> str:
 def Text(limit: int, message: str, *, required: bool = False):  # noqa: N802 - a type factory
     """Text PostgreSQL can store, at most ``limit`` characters, stripped; blank means left out (or Required)."""
     pattern = NOT_BLANK if required else BLANK_OR_TEXT
+    description = "Not blank; no NUL; trimmed." if required else "No NUL; trimmed; empty means none."
     return Annotated[
         str,
-        Field(max_length=limit, pattern=pattern, min_length=1 if required else 0),
+        Field(max_length=limit, pattern=pattern, min_length=1 if required else 0, description=description),
         says(message, blank="Required." if required else "Cannot be blank."),
         AfterValidator(stripped),
     ]
@@ -311,19 +312,24 @@ def asset_shape(value: Any) -> Any:
 class AssetIn(Contract):
     key: Annotated[
         str,
-        Field(min_length=1, max_length=MAX_KEY, pattern=STORAGE_KEY),
+        Field(
+            min_length=1,
+            max_length=MAX_KEY,
+            pattern=STORAGE_KEY,
+            description="Storage key, relative: no '..' segment, no leading '/', no '\\' or control characters.",
+        ),
         says(f"A relative storage key (no '..', no leading '/'), at most {MAX_KEY} characters."),
     ]
     label: Annotated[
         str | None,
-        Field(max_length=MAX_LABEL, pattern=NO_NUL),
+        Field(max_length=MAX_LABEL, pattern=NO_NUL, description="For reviewers; the key's last segment if left out."),
         says(f"Text of at most {MAX_LABEL} characters."),
     ] = None
     content_type: Annotated[
-        str, Field(pattern=CONTENT_TYPE, examples=["image/png"]), says("A media type such as image/png or application/pdf.")
+        str, Field(pattern=CONTENT_TYPE, examples=["image/png"], description="A lowercase media type."), says("A media type such as image/png or application/pdf.")
     ]
     sha256: Annotated[
-        str, Field(pattern=SHA256), says("The SHA-256 of the file: 64 lowercase hex digits.")
+        str, Field(pattern=SHA256, description="64 lowercase hex digits."), says("The SHA-256 of the file: 64 lowercase hex digits.")
     ]
 
     def stored(self) -> dict[str, str]:
