@@ -19,6 +19,7 @@ from lhb_review.extensions import db
 from lhb_review.models import User
 from lhb_review.ops import users as user_service
 from lhb_review.core.errors import DomainError
+from lhb_review.core.storage import StorageError, get_storage
 
 users_cli = AppGroup("users", help="Manage reviewer and admin accounts.")
 claims_cli = AppGroup("claims", help="Reviewers' claims on stages.")
@@ -212,6 +213,15 @@ def health_command() -> None:
         click.secho(f"Database check failed ({name}{where}): {message}", fg="red", err=True)
         fail(advice, code)
     click.secho("Database connection OK.", fg="green")
+    if current_app.config.get("STORAGE_BACKEND") == "s3":
+        storage = get_storage()
+        click.echo(f"Storage:   s3 bucket {storage.bucket} at {storage.endpoint_url}")
+        try:
+            storage.check()
+        except StorageError as exc:
+            click.secho(f"Storage check failed: {exc}", fg="red", err=True)
+            fail("The object store is not usable: check S3_ENDPOINT_URL, S3_BUCKET and the access key.", 8)
+        click.secho("Storage OK.", fg="green")
 
 
 @claims_cli.command("sweep")
