@@ -13,9 +13,8 @@ context (``url_problem``) so this module imports nothing above it.
 from __future__ import annotations
 
 import math
-import re
 from datetime import datetime
-from typing import Annotated, Any, Callable, Literal, Union
+from typing import Annotated, Any, Callable, Literal, Union  # noqa: F401 - Union: in JsonValue's text
 
 from typing_extensions import TypeAliasType
 from urllib.parse import urlsplit
@@ -384,6 +383,12 @@ class StageSubmission(Contract):
 # --- orders
 
 
+RequiredText100 = Text(100, "Text of at most 100 characters.", required=True)
+OptionalText100 = Text(100, "Text of at most 100 characters.")
+OptionalText255 = Text(255, "Text of at most 255 characters.")
+OptionalText500 = Text(500, "Text of at most 500 characters.")
+
+
 def email_address(value: str) -> str:
     """An address whose syntax is valid (email-validator); whether its domain takes mail is not ours to say,
     so reserved names such as shop.test pass (test_environment), as JSON Schema's ``format: email`` lets them."""
@@ -398,12 +403,12 @@ class OrderInput(Contract):
     """PUT /orders/{order_id}: an order's fields (r2_assets excepted: stages carry their assets)."""
 
     platform: Annotated[Literal[PLATFORMS], says(f"One of {', '.join(PLATFORMS)}.")]  # type: ignore[valid-type]
-    amazon_order_id: Text(255, "Text of at most 255 characters.") | None = Field(
+    amazon_order_id: OptionalText255 | None = Field(
         None, description="Required when platform is amazon."
     )
-    project: Text(100, "Text of at most 100 characters.", required=True)
-    customer_first_name: Text(100, "Text of at most 100 characters.", required=True)
-    customer_last_name: Text(100, "Text of at most 100 characters.", required=True)
+    project: RequiredText100
+    customer_first_name: RequiredText100
+    customer_last_name: RequiredText100
     customer_email: Annotated[
         str, Field(max_length=254), AfterValidator(email_address), says("A valid e-mail address.", blank="Required.")
     ] = Field(json_schema_extra={"format": "email"})
@@ -414,13 +419,13 @@ class OrderInput(Contract):
         says("Lowercase letters, digits and '_', at most 50, e.g. received or in_review."),
     ] = None
     ai_generation_started_at: DateTimeIn | None = None
-    character_hash: Text(100, "Text of at most 100 characters.") | None = None
-    character_path: Text(500, "Text of at most 500 characters.") | None = None
-    template_path: Text(500, "Text of at most 500 characters.") | None = None
+    character_hash: OptionalText100 | None = None
+    character_path: OptionalText500 | None = None
+    template_path: OptionalText500 | None = None
     character_specs: JsonObject | None = None
     book_specs: JsonObject | None = None
     order_details: JsonObject | None = None
-    asset_prefix: Text(500, "Text of at most 500 characters.") | None = None
+    asset_prefix: OptionalText500 | None = None
     webhooks: Webhooks | None = None
 
     model_config = ConfigDict(

@@ -14,7 +14,6 @@ from lhb_review.models import Order
 from lhb_review.core import audit, contracts
 from lhb_review.review import outbox
 from lhb_review.core.actors import Actor
-from lhb_review.core.errors import Invalid
 from lhb_review.core.tx import transaction
 
 PLATFORMS = contracts.PLATFORMS
