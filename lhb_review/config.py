@@ -269,6 +269,8 @@ def pipeline_settings(env: dict) -> dict:
         "WEBHOOK_BACKOFF_CAP_SECONDS": seconds("WEBHOOK_BACKOFF_CAP_SECONDS", 3600),
         "WEBHOOK_LEASE_SECONDS": seconds("WEBHOOK_LEASE_SECONDS", 120),
         "WEBHOOK_POLL_SECONDS": seconds("WEBHOOK_POLL_SECONDS", 2),
+        # The deprecated X-LHB-* headers, sent beside the Standard Webhooks ones for the transition.
+        "WEBHOOK_LEGACY_HEADERS": (env.get("WEBHOOK_LEGACY_HEADERS") or "true").strip().lower() in TRUE_WORDS,
     }
 
 

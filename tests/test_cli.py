@@ -133,6 +133,7 @@ def test_health_permission_denied(app, database_url, tmp_path):
         url = make_url(database_url).set(username="lhb_health_nobody").render_as_string(hide_password=False)
         result = run_health(url, tmp_path)
         assert result.exit_code == 6 and "Permission denied" in result.output
+        assert "SQLSTATE 42501" in result.output
     finally:
         with conn.cursor() as cur:
             cur.execute("DROP ROLE IF EXISTS lhb_health_nobody")
@@ -148,3 +149,48 @@ def test_health_permission_denied(app, database_url, tmp_path):
 ])
 def test_failure_messages_are_classified(message, name):
     assert classify_db_error(message)[1] == name
+
+
+@pytest.mark.parametrize("sqlstate, name", [
+    ("28P01", "authentication failed"),
+    ("28000", "authentication failed"),
+    ("3D000", "database missing"),
+    ("42501", "permission denied"),
+    ("3F000", "schema missing"),
+    ("53300", "server busy"),
+    ("57P01", "server busy"),
+    ("08006", "connection refused"),
+])
+def test_a_server_sqlstate_decides_whatever_the_language_of_the_message(sqlstate, name):
+    # A German server (lc_messages=de_DE) words every failure differently; the code stays the same.
+    assert classify_db_error("FATAL:  Passwort-Authentifizierung für Benutzer fehlgeschlagen", sqlstate)[1] == name
+
+
+def test_an_unknown_sqlstate_is_reported_with_its_code():
+    code, name, advice = classify_db_error("permission denied for table orders", "XX000")
+    assert (code, name) == (1, "database error") and "XX000" in advice
+
+
+def test_a_missing_table_is_classified_by_the_servers_code(database_url, tmp_path):
+    """42P01 from a real server: a database without the schema (the probe's to_regclass check bypassed)."""
+    conn = admin_connect(database_url)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute("DROP DATABASE IF EXISTS lhb_health_bare")
+        cur.execute("CREATE DATABASE lhb_health_bare")
+    try:
+        url = make_url(database_url).set(drivername="postgresql", database="lhb_health_bare")
+        import psycopg2
+
+        bare = psycopg2.connect(url.render_as_string(hide_password=False))
+        try:
+            with bare.cursor() as cur, pytest.raises(psycopg2.Error) as caught:
+                cur.execute("SELECT 1 FROM orders")
+        finally:
+            bare.close()
+        assert caught.value.pgcode == "42P01"
+        assert classify_db_error(str(caught.value), caught.value.pgcode)[1] == "schema missing"
+    finally:
+        with conn.cursor() as cur:
+            cur.execute("DROP DATABASE IF EXISTS lhb_health_bare")
+        conn.close()

@@ -16,7 +16,7 @@ import jsonschema_rs
 import pytest
 from sqlalchemy import func, select, update
 
-from lhb_review.api.openapi import build_spec
+from lhb_review.api.spec import build_spec
 from lhb_review.extensions import db
 from lhb_review.models import AuditLog, WebhookAttempt, WebhookDelivery
 from lhb_review import review

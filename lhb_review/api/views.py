@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import uuid
-from datetime import datetime
 
-from flask import jsonify, request, url_for
+from flask import current_app, request, url_for
 from sqlalchemy import String, and_, bindparam, select, tuple_
 
 from lhb_review.extensions import db
@@ -16,18 +14,19 @@ from lhb_review.core import paging
 from lhb_review.review import outbox
 from lhb_review.pipeline import orders
 from lhb_review.review.approvals import stage_statuses, status_answer
-from lhb_review.core.errors import AlreadyDecided, Invalid, NotFound
-from lhb_review.core.stages import STAGE_NAMES, StageStatus, parse_stage
+from lhb_review.core import contracts
+from lhb_review.core.errors import AlreadyDecided, NotFound
+from lhb_review.core.stages import STAGE_NAMES, parse_stage
 from lhb_review.api.common import api_actor, bp, json_body
-from lhb_review.api.openapi import build_spec
-
-STATUSES = tuple(s.value for s in StageStatus)
-DEFAULT_LIMIT, MAX_LIMIT = 50, 200
-MAX_NOTES_BYTES = 20000
+from lhb_review.api.spec import build_spec
 
 
-def iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
+def answer(model: type[contracts.View], value: dict, status: int = 200):
+    """A JSON answer serialised through its model: what the document says is what is sent."""
+    response = current_app.response_class(
+        model.model_validate(value).model_dump_json(), status=status, mimetype="application/json"
+    )
+    return response
 
 
 def order_json(order: Order, stages: list[dict]) -> dict:
@@ -39,9 +38,9 @@ def order_json(order: Order, stages: list[dict]) -> dict:
         "customer_first_name": order.customer_first_name,
         "customer_last_name": order.customer_last_name,
         "customer_email": order.customer_email,
-        "order_date": iso(order.order_date),
+        "order_date": order.order_date,
         "status": order.status,
-        "ai_generation_started_at": iso(order.ai_generation_started_at),
+        "ai_generation_started_at": order.ai_generation_started_at,
         "character_hash": order.character_hash,
         "character_path": order.character_path,
         "template_path": order.template_path,
@@ -53,8 +52,8 @@ def order_json(order: Order, stages: list[dict]) -> dict:
         "webhooks": [
             {"url": t["url"], "has_secret": "secret" in t} for t in outbox.webhook_targets(order.webhooks)
         ],
-        "created_at": iso(order.created_at),
-        "updated_at": iso(order.updated_at),
+        "created_at": order.created_at,
+        "updated_at": order.updated_at,
         "stages": stages,
     }
 
@@ -113,9 +112,9 @@ def stage_view(
         "reviewer": row.reviewer_email if row else None,
         "notes": row.reviewer_notes if row else None,
         "reasons": stage_reasons if isinstance(stage_reasons, list) else [],
-        "reviewed_at": iso(row.reviewed_at) if row else None,
-        "submitted_at": iso(row.created_at) if row else None,
-        "updated_at": iso(row.updated_at) if row else None,
+        "reviewed_at": row.reviewed_at if row else None,
+        "submitted_at": row.created_at if row else None,
+        "updated_at": row.updated_at if row else None,
         "assets": assets,
     }
 
@@ -205,39 +204,42 @@ def put_order(order_id: str):
     outcome = orders.upsert(api_actor(), order_id, body)
     db.session.expire_all()
     order = load_order(order_id)
-    response = jsonify(
-        {"result": outcome.result, "changed": list(outcome.changed), "order": full_order_json(order)}
+    response = answer(
+        contracts.OrderResult,
+        {"result": outcome.result, "changed": list(outcome.changed), "order": full_order_json(order)},
+        201 if outcome.result == "created" else 200,
     )
-    response.status_code = 201 if outcome.result == "created" else 200
     response.headers["Location"] = url_for("api.get_order", order_id=order_id)
     return response
 
 
 @bp.get("/orders/<order_id>")
 def get_order(order_id: str):
-    return jsonify(full_order_json(load_order(order_id)))
+    return answer(contracts.OrderView, full_order_json(load_order(order_id)))
 
 
 @bp.put("/orders/<order_id>/stages/<stage>")
 def put_stage(order_id: str, stage: str):
     parsed = parse_stage(stage)
     body = json_body()
-    if not isinstance(body, dict):
-        raise Invalid("The body must be a JSON object with an assets list.", {"body": "A JSON object."})
-    unknown = set(body) - {"assets"}
-    if unknown:
-        raise Invalid("Unknown fields in the body.", {str(k)[:100]: "Unknown field." for k in unknown})
-    outcome = review.submit(api_actor(), order_id, parsed.value, body.get("assets"))
+    contracts.checked(
+        contracts.StageSubmission, body, "Some assets are not valid.",
+        what="The body must be a JSON object with an assets list.",
+    )
+    outcome = review.submit(api_actor(), order_id, parsed.value, body["assets"])
     db.session.expire_all()
-    response = jsonify({"result": outcome.result, "stage": stage_json(order_id, parsed.value)})
-    response.status_code = 201 if outcome.result == "created" else 200
+    response = answer(
+        contracts.StageResult,
+        {"result": outcome.result, "stage": stage_json(order_id, parsed.value)},
+        201 if outcome.result == "created" else 200,
+    )
     response.headers["Location"] = url_for("api.get_stage", order_id=order_id, stage=parsed.value)
     return response
 
 
 @bp.get("/orders/<order_id>/stages/<stage>")
 def get_stage(order_id: str, stage: str):
-    return jsonify(stage_json(order_id, parse_stage(stage).value))
+    return answer(contracts.StageView, stage_json(order_id, parse_stage(stage).value))
 
 
 @bp.post("/orders/<order_id>/stages/<stage>/approve")
@@ -246,14 +248,9 @@ def approve_stage(order_id: str, stage: str):
     body = json_body(optional=True)
     if body is None and not request.get_data(cache=True).strip():
         body = {}
-    if not isinstance(body, dict):
-        raise Invalid("The body must be a JSON object (or empty).", {"body": "A JSON object."})
-    unknown = set(body) - {"notes"}
-    if unknown:
-        raise Invalid("Unknown fields in the body.", {str(k)[:100]: "Unknown field." for k in unknown})
-    notes = body.get("notes")
-    if notes is not None and (not isinstance(notes, str) or len(notes) > review.MAX_NOTES):
-        raise Invalid("Notes must be text.", {"notes": f"Text of at most {review.MAX_NOTES} characters."})
+    notes = contracts.checked(
+        contracts.ApproveInput, body, "Notes must be text.", what="The body must be a JSON object (or empty)."
+    ).notes
     actor = api_actor()
     result = "approved"
     try:
@@ -264,27 +261,16 @@ def approve_stage(order_id: str, stage: str):
             raise
         result = "already_approved"
     db.session.expire_all()
-    return jsonify({"result": result, "stage": stage_json(order_id, parsed.value)})
+    return answer(contracts.StageResult, {"result": result, "stage": stage_json(order_id, parsed.value)})
 
 
-def parse_list_args() -> tuple[list[str], str | None, int, tuple[datetime, uuid.UUID] | None]:
-    errors: dict[str, str] = {}
-    unknown = set(request.args) - {"status", "stage", "limit", "cursor"}
-    for name in unknown:
-        errors[name[:100]] = "Unknown parameter."
-    statuses = [s.strip() for s in request.args.get("status", "pending,in_review").split(",") if s.strip()]
-    if not statuses or any(s not in STATUSES for s in statuses):
-        errors["status"] = f"One or more of {', '.join(STATUSES)}, separated by commas."
-    stage = request.args.get("stage")
-    if stage is not None and stage not in STAGE_NAMES:
-        errors["stage"] = f"One of {', '.join(STAGE_NAMES)}."
-    limit_raw = request.args.get("limit", str(DEFAULT_LIMIT))
-    limit = int(limit_raw) if limit_raw.isascii() and limit_raw.isdigit() and len(limit_raw) < 6 else 0
-    if not 1 <= limit <= MAX_LIMIT:
-        errors["limit"] = f"A whole number from 1 to {MAX_LIMIT}."
-    if errors:
-        raise Invalid("Some query parameters are not valid.", errors)
-    return statuses, stage, limit, paging.decode_cursor("api-stages", request.args.get("cursor"))
+def parse_list_args() -> tuple[list[str], str | None, int, paging.Cursor | None]:
+    query = contracts.checked(
+        contracts.StageListQuery,
+        {name: request.args[name] for name in request.args},
+        "Some query parameters are not valid.",
+    )
+    return query.statuses(), query.stage, query.limit, paging.decode_cursor("api-stages", query.cursor)
 
 
 @bp.get("/stages")
@@ -306,9 +292,9 @@ def list_stages():
         order = orders_by_id.get(item["order_id"])
         item["platform"] = order.platform if order else None
         item["project"] = order.project if order else None
-    return jsonify({"items": items, "next_cursor": found.next_cursor})
+    return answer(contracts.StagePage, {"items": items, "next_cursor": found.next_cursor})
 
 
 @bp.get("/openapi.json")
 def openapi():
-    return jsonify(build_spec())
+    return current_app.json.response(build_spec())

@@ -19,6 +19,7 @@ from lhb_review.extensions import db
 from lhb_review.models import User
 from lhb_review.ops import users as user_service
 from lhb_review.core.errors import DomainError
+from lhb_review.core.storage import StorageError, get_storage
 
 users_cli = AppGroup("users", help="Manage reviewer and admin accounts.")
 claims_cli = AppGroup("claims", help="Reviewers' claims on stages.")
@@ -146,8 +147,36 @@ HEALTH_FAILURES = [
 ]
 
 
-def classify_db_error(message: str) -> tuple[int, str, str]:
-    """(exit code, failure name, advice) for a driver error message."""
+ADVICE = {name: (code, advice) for code, name, _, advice in HEALTH_FAILURES}
+ADVICE["schema missing"] = (7, "Schema missing: the tables do not exist yet. Run `flask db upgrade`.")
+ADVICE["server busy"] = (2, "The server refuses connections for now (too many, or starting or stopping): "
+                            "check max_connections and the pool size, or wait for the server.")
+# SQLSTATE (exact code, then its two-character class) -> failure name. The server's messages are
+# translated (lc_messages), its codes are not, so a code is trusted over any wording.
+SQLSTATES = {
+    "28P01": "authentication failed",  # invalid_password
+    "28000": "authentication failed",  # invalid_authorization_specification (pg_hba.conf, unknown role)
+    "3D000": "database missing",  # invalid_catalog_name
+    "42501": "permission denied",  # insufficient_privilege
+    "3F000": "schema missing",  # invalid_schema_name
+    "42P01": "schema missing",  # undefined_table
+    "53300": "server busy",  # too_many_connections
+    "57P03": "server busy",  # cannot_connect_now
+    "28": "authentication failed",
+    "08": "connection refused",  # connection_exception
+    "57": "server busy",  # operator_intervention (shutdown, admin_shutdown, ...)
+}
+
+
+def classify_db_error(message: str, sqlstate: str | None = None) -> tuple[int, str, str]:
+    """(exit code, failure name, advice) for a driver error: by its SQLSTATE when the server sent one,
+    else by the message, which is then libpq's own (connection refused, SSL, a FATAL during start-up)."""
+    if sqlstate:
+        name = SQLSTATES.get(sqlstate) or SQLSTATES.get(sqlstate[:2])
+        if name:
+            code, advice = ADVICE[name]
+            return code, name, advice
+        return 1, "database error", f"The database answered with SQLSTATE {sqlstate}; see the message above."
     for code, name, pattern, advice in HEALTH_FAILURES:
         if pattern.search(message):
             return code, name, advice
@@ -178,10 +207,21 @@ def health_command() -> None:
             conn.execute(text("SELECT 1 FROM orders LIMIT 1")).all()
     except DBAPIError as exc:
         message = str(exc.orig).strip() if exc.orig is not None else str(exc)
-        code, name, advice = classify_db_error(message)
-        click.secho(f"Database check failed ({name}): {message}", fg="red", err=True)
+        sqlstate = getattr(exc.orig, "pgcode", None) or getattr(exc.orig, "sqlstate", None)
+        code, name, advice = classify_db_error(message, sqlstate)
+        where = f", SQLSTATE {sqlstate}" if sqlstate else ""
+        click.secho(f"Database check failed ({name}{where}): {message}", fg="red", err=True)
         fail(advice, code)
     click.secho("Database connection OK.", fg="green")
+    if current_app.config.get("STORAGE_BACKEND") == "s3":
+        storage = get_storage()
+        click.echo(f"Storage:   s3 bucket {storage.bucket} at {storage.endpoint_url}")
+        try:
+            storage.check()
+        except StorageError as exc:
+            click.secho(f"Storage check failed: {exc}", fg="red", err=True)
+            fail("The object store is not usable: check S3_ENDPOINT_URL, S3_BUCKET and the access key.", 8)
+        click.secho("Storage OK.", fg="green")
 
 
 @claims_cli.command("sweep")

@@ -49,6 +49,8 @@ class Storage(Protocol):
     def delete(self, key: str) -> None: ...
     def url(self, key: str) -> str | None:
         """A URL browsers can fetch the object from directly, or None when the app serves it itself."""
+    def check(self) -> None:
+        """Raise StorageError unless the store answers and this app may use it (readiness, flask health)."""
 
 
 class LocalStorage:
@@ -101,6 +103,10 @@ class LocalStorage:
     def url(self, key: str) -> str | None:
         check_key(key)
         return None
+
+    def check(self) -> None:
+        if not self.root.is_dir() or not os.access(self.root, os.W_OK | os.X_OK):
+            raise StorageError(f"The asset directory {self.root} is missing or not writable")
 
 
 class S3Storage:
@@ -187,6 +193,10 @@ class S3Storage:
             "get_object", Params={"Bucket": self.bucket, "Key": object_key}, ExpiresIn=self.url_expires
         )
 
+    def check(self) -> None:
+        """The bucket exists and the credentials may use it (HEAD bucket: no object is read)."""
+        self._call("head_bucket", Bucket=self.bucket)
+
     def _call(self, operation: str, **params):
         from botocore.exceptions import BotoCoreError, ClientError
 
@@ -194,9 +204,22 @@ class S3Storage:
             return getattr(self.client, operation)(**params)
         except ClientError as exc:
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-            raise StorageError(f"Object store refused {operation} of {params.get('Key')}: {exc}", status) from exc
+            code = exc.response.get("Error", {}).get("Code", "")
+            what = f"{operation} of {params['Key']}" if "Key" in params else f"{operation} of bucket {self.bucket}"
+            if status == 403 or code in CREDENTIAL_ERRORS:
+                raise StorageError(
+                    f"Object store refused the credentials for {what} ({code or status}): check "
+                    "S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY, and that the key may use bucket "
+                    f"{self.bucket}", status or 403,
+                ) from exc
+            raise StorageError(f"Object store refused {what}: {exc}", status) from exc
         except BotoCoreError as exc:
-            raise StorageError(f"Object store unreachable for {operation} of {params.get('Key')}: {exc}") from exc
+            what = params.get("Key") or f"bucket {self.bucket}"
+            raise StorageError(f"Object store unreachable for {operation} of {what}: {exc}") from exc
+
+
+CREDENTIAL_ERRORS = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "InvalidToken",
+                     "ExpiredToken", "AuthorizationHeaderMalformed"}
 
 
 def from_config(config: dict) -> Storage:

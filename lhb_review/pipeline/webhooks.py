@@ -1,5 +1,10 @@
 """Delivery of the webhook outbox: claim due deliveries, send them signed, record every attempt.
 
+Deliveries are signed in the Standard Webhooks format (webhook-id, webhook-timestamp, webhook-signature
+``v1,<base64 HMAC-SHA256 of id.timestamp.body>``), so receivers can verify them with any Standard
+Webhooks library. The older X-LHB-* headers are sent too while ``legacy_headers`` is on (the default
+during the transition).
+
 A worker claims a batch with FOR UPDATE SKIP LOCKED and leases it (locked_until) in one short
 transaction, sends outside any transaction, then records the outcome. Several workers never claim
 the same delivery at once; a worker that dies mid-delivery leaves its lease to expire, after which
@@ -8,11 +13,14 @@ the delivery is sent again with the same idempotency key (the delivery id), so r
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import json
 import logging
 import os
+import random
 import socket
 import time
 import uuid
@@ -30,6 +38,11 @@ from lhb_review.core.tx import transaction
 
 log = logging.getLogger(__name__)
 
+ID_HEADER = "webhook-id"
+STANDARD_TIMESTAMP_HEADER = "webhook-timestamp"
+STANDARD_SIGNATURE_HEADER = "webhook-signature"
+SECRET_PREFIX = "whsec_"
+# Deprecated, sent while WebhookSettings.legacy_headers is on:
 SIGNATURE_HEADER = "X-LHB-Signature"
 TIMESTAMP_HEADER = "X-LHB-Timestamp"
 EVENT_HEADER = "X-LHB-Event"
@@ -47,6 +60,7 @@ class WebhookSettings:
     backoff_cap: float = 3600.0
     lease: float = 120.0
     batch: int = 20
+    legacy_headers: bool = True
 
     @classmethod
     def from_config(cls, config) -> "WebhookSettings":
@@ -58,11 +72,29 @@ class WebhookSettings:
             backoff_cap=float(config.get("WEBHOOK_BACKOFF_CAP_SECONDS", 3600)),
             lease=float(config.get("WEBHOOK_LEASE_SECONDS", 120)),
             batch=int(config.get("WEBHOOK_BATCH", 20)),
+            legacy_headers=bool(config.get("WEBHOOK_LEGACY_HEADERS", True)),
         )
 
 
+def signing_key(secret: str) -> bytes:
+    """The HMAC key of a secret: a Standard Webhooks secret (``whsec_`` and base64) is its decoded bytes,
+    any other text its UTF-8 bytes."""
+    if secret.startswith(SECRET_PREFIX):
+        try:
+            return base64.b64decode(secret[len(SECRET_PREFIX) :], validate=True)
+        except (binascii.Error, ValueError):
+            pass  # not base64 after all: refused at registration, so only a hand-set WEBHOOK_SECRET
+    return secret.encode()
+
+
+def sign_standard(secret: str, msg_id: str, timestamp: str, body: bytes) -> str:
+    """The webhook-signature header value: ``v1,`` + base64 HMAC-SHA256 of ``<id>.<timestamp>.<body>``."""
+    mac = hmac.new(signing_key(secret), f"{msg_id}.{timestamp}.".encode() + body, hashlib.sha256)
+    return "v1," + base64.b64encode(mac.digest()).decode()
+
+
 def sign(secret: str, timestamp: str, body: bytes) -> str:
-    """The signature header value: ``sha256=`` + hex HMAC-SHA256 of ``<timestamp>.<body>``."""
+    """The deprecated X-LHB-Signature value: ``sha256=`` + hex HMAC-SHA256 of ``<timestamp>.<body>``."""
     mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
     return "sha256=" + mac.hexdigest()
 
@@ -85,8 +117,15 @@ def verify(
 
 
 def backoff(attempts: int, settings: WebhookSettings) -> float:
-    """Seconds to wait after the ``attempts``-th failure: doubling from the base, never above the cap."""
+    """The longest wait after the ``attempts``-th failure: doubling from the base, never above the cap."""
     return min(settings.backoff_base * (2 ** max(attempts - 1, 0)), settings.backoff_cap)
+
+
+def jittered_backoff(attempts: int, settings: WebhookSettings, rng: random.Random | None = None) -> float:
+    """The wait actually used: uniform between half of ``backoff`` and all of it ("equal jitter"), so
+    deliveries that failed together (a receiver's outage) do not all come back in the same second."""
+    ceiling = backoff(attempts, settings)
+    return (rng or random).uniform(ceiling / 2, ceiling)
 
 
 def worker_name() -> str:
@@ -186,15 +225,22 @@ def send(delivery: Claimed, settings: WebhookSettings, session: requests.Session
         {"delivery_id": str(delivery.id), **delivery.payload}, separators=(",", ":"), sort_keys=True
     ).encode()
     timestamp = str(int(time.time()))
+    msg_id = str(delivery.id)
     headers = {
         "Content-Type": "application/json",
         "User-Agent": "lhb-review-webhooks/1",
-        SIGNATURE_HEADER: sign(secret, timestamp, body),
-        TIMESTAMP_HEADER: timestamp,
-        IDEMPOTENCY_HEADER: str(delivery.id),
-        DELIVERY_HEADER: str(delivery.id),
-        EVENT_HEADER: delivery.event,
+        ID_HEADER: msg_id,
+        STANDARD_TIMESTAMP_HEADER: timestamp,
+        STANDARD_SIGNATURE_HEADER: sign_standard(secret, msg_id, timestamp, body),
+        IDEMPOTENCY_HEADER: msg_id,
     }
+    if settings.legacy_headers:
+        headers |= {
+            SIGNATURE_HEADER: sign(secret, timestamp, body),
+            TIMESTAMP_HEADER: timestamp,
+            DELIVERY_HEADER: msg_id,
+            EVENT_HEADER: delivery.event,
+        }
     started = time.monotonic()
     try:
         response = session.post(
@@ -257,7 +303,7 @@ def record(delivery: Claimed, outcome: Outcome, settings: WebhookSettings, worke
         else:
             row.last_error = outcome.error
             row.next_attempt_at = func.statement_timestamp() + func.make_interval(
-                0, 0, 0, 0, 0, 0, backoff(row.attempts, settings)
+                0, 0, 0, 0, 0, 0, jittered_backoff(row.attempts, settings)
             )
         return row.status
 

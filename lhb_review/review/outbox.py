@@ -10,80 +10,32 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
-
+from pydantic import ValidationError
 from sqlalchemy import select
 
+from lhb_review.core import contracts
 from lhb_review.extensions import db
 from lhb_review.models import AuditLog, Order, ReviewStage, WebhookDelivery
 from lhb_review.review.approvals import stage_statuses
 
-MAX_WEBHOOKS = 10
-MAX_URL = 2000
-MIN_SECRET, MAX_SECRET = 16, 256
-EVENTS = ("stage_approved", "stage_rejected", "stage_reopened", "stage_undone", "approval_voided", "stage_voided")
+EVENTS = contracts.EVENTS
 
 
 def parse_webhooks(value: Any) -> tuple[list[dict[str, str]] | None, dict[str, str]]:
-    """Validate the ``webhooks`` field of an order: (normalised list or None, errors by field path)."""
+    """Validate the ``webhooks`` field of an order (contracts.Webhooks, each URL judged by url_problem):
+    (normalised list or None, errors by field path)."""
     if value is None:
         return None, {}
-    if not isinstance(value, list):
-        return None, {"webhooks": "A list of callback URLs, or of objects with url and secret."}
-    if len(value) > MAX_WEBHOOKS:
-        return None, {"webhooks": f"At most {MAX_WEBHOOKS} callback URLs."}
-    result: list[dict[str, str]] = []
-    errors: dict[str, str] = {}
-    seen: set[str] = set()
-    for i, item in enumerate(value):
-        where = f"webhooks[{i}]"
-        entry: dict[str, str] = {}
-        if isinstance(item, str):
-            url, secret = item, None
-        elif isinstance(item, dict):
-            unknown = set(item) - {"url", "secret"}
-            if unknown:
-                errors[where] = f"Unknown keys: {', '.join(sorted(map(str, unknown)))}; use url and secret."
-                continue
-            url, secret = item.get("url"), item.get("secret")
-        else:
-            errors[where] = "A URL string or an object with url and secret."
-            continue
-        problem = url_problem(url)
-        if problem:
-            errors[f"{where}.url" if isinstance(item, dict) else where] = problem
-            continue
-        if url in seen:
-            errors[where] = "This URL is listed twice."
-            continue
-        seen.add(url)
-        entry["url"] = url
-        if secret is not None:
-            if not isinstance(secret, str) or not MIN_SECRET <= len(secret) <= MAX_SECRET or "\x00" in secret:
-                errors[f"{where}.secret"] = (
-                    f"A secret is a string of {MIN_SECRET} to {MAX_SECRET} characters."
-                )
-                continue
-            entry["secret"] = secret
-        result.append(entry)
-    return (None if errors else result), errors
+    try:
+        items = contracts.WEBHOOKS.validate_python(value, context={"url_problem": url_problem})
+    except ValidationError as exc:
+        return None, contracts.field_errors(exc, "webhooks")
+    return [{"url": w} if isinstance(w, str) else w.model_dump(exclude_none=True) for w in items], {}
 
 
 def url_problem(url: Any) -> str | None:
-    if not isinstance(url, str) or not url:
-        return "A callback URL is required."
-    if len(url) > MAX_URL or any(c.isspace() or ord(c) < 32 for c in url):
-        return f"A URL of at most {MAX_URL} characters without spaces."
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises on a malformed port
-    except ValueError:
-        return "Not a valid URL."
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return "An http:// or https:// URL with a host."
-    if parts.username or parts.password:
-        return "Credentials do not belong in the URL; give a secret instead."
-    return None
+    """What is wrong with one callback URL, or None: its form (contracts.url_problem)."""
+    return contracts.url_problem(url)
 
 
 def webhook_targets(webhooks: Any) -> list[dict[str, str]]:

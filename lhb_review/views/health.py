@@ -7,6 +7,7 @@ from functools import lru_cache
 from flask import Blueprint, Response, current_app, jsonify
 
 from lhb_review.config import PROJECT_ROOT
+from lhb_review.core.storage import StorageError, get_storage
 from lhb_review.extensions import csrf, db
 
 bp = Blueprint("health", __name__)
@@ -47,7 +48,19 @@ def readiness() -> tuple[bool, dict]:
         "database": "ok",
         "migrations": {"current": list(current), "expected": list(expected), "at_head": at_head},
     }
-    return at_head, report
+    storage_ok = True
+    if current_app.config.get("STORAGE_BACKEND") == "s3":
+        # Assets live in the bucket: without it no stage can be reviewed, so it is part of readiness.
+        try:
+            get_storage().check()
+            report["storage"] = "ok"
+        except StorageError as exc:
+            log.warning("Readiness: object store unavailable: %s", exc)
+            storage_ok = False
+            report["storage"] = "forbidden" if exc.status == 403 else "unreachable"
+            if at_head:
+                report["status"] = "unavailable"
+    return at_head and storage_ok, report
 
 
 @bp.get("/healthz")
