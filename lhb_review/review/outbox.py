@@ -12,8 +12,10 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from flask import current_app, has_app_context
 from sqlalchemy import select
 
+from lhb_review.core import egress
 from lhb_review.extensions import db
 from lhb_review.models import AuditLog, Order, ReviewStage, WebhookDelivery
 from lhb_review.review.approvals import stage_statuses
@@ -83,7 +85,12 @@ def url_problem(url: Any) -> str | None:
         return "An http:// or https:// URL with a host."
     if parts.username or parts.password:
         return "Credentials do not belong in the URL; give a secret instead."
-    return None
+    return egress.url_problem(url, allowed_networks())
+
+
+def allowed_networks() -> tuple:
+    """WEBHOOK_ALLOWED_NETWORKS of the running app (none outside an app context)."""
+    return tuple(current_app.config.get("WEBHOOK_ALLOWED_NETWORKS", ())) if has_app_context() else ()
 
 
 def webhook_targets(webhooks: Any) -> list[dict[str, str]]:
