@@ -17,6 +17,7 @@ from lhb_review.core import audit
 from lhb_review.review import outbox
 from lhb_review.core.actors import Actor
 from lhb_review.core.errors import Invalid
+from lhb_review.core.timestamps import parse_timestamp
 from lhb_review.core.tx import transaction
 
 PLATFORMS = ("shopify", "amazon", "etsy", "direct")
@@ -61,7 +62,7 @@ DEFAULT_STATUS = "received"
 
 
 def validate_order_id(order_id: str) -> str:
-    if not isinstance(order_id, str) or not ORDER_ID_RE.match(order_id):
+    if not isinstance(order_id, str) or not ORDER_ID_RE.fullmatch(order_id):
         raise Invalid(
             "Order ids are 1-255 letters, digits, '#', '.', '_', ':' or '-'.",
             {"order_id": "1-255 letters, digits, '#', '.', '_', ':' or '-'."},
@@ -71,15 +72,7 @@ def validate_order_id(order_id: str) -> str:
 
 def parse_datetime(value: Any) -> datetime | None:
     """An ISO 8601 date-time with a time zone (a trailing Z is accepted); None when it is not one."""
-    if not isinstance(value, str) or not 10 <= len(value) <= 40:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        return None
-    if parsed.tzinfo is None or not 1900 <= parsed.year <= 2200:
-        return None
-    return parsed
+    return parse_timestamp(value)
 
 
 MAX_JSON_DEPTH = 20
@@ -155,7 +148,7 @@ def validate_order(body: Any) -> dict[str, Any]:
             not isinstance(email, str)
             or len(email) > 255
             or not storable(email)
-            or not EMAIL_RE.match(email.strip())
+            or not EMAIL_RE.fullmatch(email.strip())
         ):
             errors["customer_email"] = "A valid e-mail address."
         else:
@@ -163,7 +156,7 @@ def validate_order(body: Any) -> dict[str, Any]:
     status = body.get("status")
     if status is None:
         values["status"] = DEFAULT_STATUS
-    elif not isinstance(status, str) or not STATUS_RE.match(status):
+    elif not isinstance(status, str) or not STATUS_RE.fullmatch(status):
         errors["status"] = "Lowercase letters, digits and '_', at most 50, e.g. received or in_review."
     else:
         values["status"] = status

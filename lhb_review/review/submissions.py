@@ -70,9 +70,9 @@ def validate_assets(value: Any) -> list[dict[str, str]]:
             errors[f"{where}.key"] = "This key is listed twice."
         if label is not None and (not isinstance(label, str) or len(label) > MAX_LABEL or "\x00" in label):
             errors[f"{where}.label"] = f"Text of at most {MAX_LABEL} characters."
-        if not isinstance(content_type, str) or not CONTENT_TYPE_RE.match(content_type):
+        if not isinstance(content_type, str) or not CONTENT_TYPE_RE.fullmatch(content_type):
             errors[f"{where}.content_type"] = "A media type such as image/png or application/pdf."
-        if not isinstance(sha, str) or not SHA256_RE.match(sha):
+        if not isinstance(sha, str) or not SHA256_RE.fullmatch(sha):
             errors[f"{where}.sha256"] = "The SHA-256 of the file: 64 lowercase hex digits."
         if isinstance(key, str):
             seen.add(key)
