@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import hashlib
-from urllib.parse import urlsplit
-
 from flask import Blueprint, current_app, flash, g, redirect, render_template, request, session, url_for
 from flask_limiter.util import get_remote_address
 from flask_login import current_user, login_required, login_user, logout_user
 
 from lhb_review.web.auth import client_ip
+from lhb_review.web.targets import local_target
 from lhb_review.extensions import limiter
 from lhb_review.ops import sessions
 from lhb_review.core.actors import Actor
@@ -19,13 +18,8 @@ FAILED_MESSAGE = "That e-mail and password do not match an active account."
 
 
 def safe_next(target: str | None) -> str:
-    """Only a path on this site; anything with a scheme, a host or a backslash goes home."""
-    if not target or "\\" in target or not target.startswith("/") or target.startswith("//"):
-        return url_for("queue.index")
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc:
-        return url_for("queue.index")
-    return target
+    """Only a path on this site (see web.targets); anything else goes home."""
+    return local_target(target) or url_for("queue.index")
 
 
 def _actor(email: str) -> Actor:
