@@ -3,14 +3,8 @@ Redis gets exactly the limit's number of password checks, and every other attemp
 from __future__ import annotations
 
 import os
-import re
 import secrets
-import signal
-import socket
-import subprocess
-import sys
 import threading
-import time
 
 import pytest
 import requests
@@ -18,18 +12,12 @@ from sqlalchemy import func, select
 
 from lhb_review.extensions import db
 from lhb_review.models import AuditLog
-from tests.conftest import ROOT, test_env
+from tests.conftest import test_env
 from tests.factories import make_user
+from tests.gunicorn_helpers import csrf_of, gunicorn, http_session
 
-CSRF_RE = re.compile(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"')
 LIMIT = 10
 BURST = 40
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -48,45 +36,22 @@ def redis_prefix():
 
 
 @pytest.fixture
-def gunicorn(app, database_url, tmp_path, redis_prefix):
+def server(app, database_url, tmp_path, redis_prefix):
     url, prefix = redis_prefix
-    port = free_port()
     env = test_env(database_url, tmp_path, REDIS_URL=url, RATELIMIT_KEY_PREFIX=prefix,
                    LOGIN_LIMIT_PER_ACCOUNT=f"{LIMIT} per 15 minutes", LOGIN_LIMIT_PER_IP="1000 per minute")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--workers", "2", "--threads", "8", "--worker-class", "gthread",
-         "--bind", f"127.0.0.1:{port}", "--timeout", "60", "wsgi:app"],
-        cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(300):
-            if proc.poll() is not None:
-                pytest.fail(f"gunicorn exited: {proc.stderr.read()[-2000:]}")
-            try:
-                if requests.get(base + "/login", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                time.sleep(0.2)
-        else:
-            pytest.fail("gunicorn did not answer")
+    with gunicorn(env) as base:
         yield base
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
 
 
 def signed_out_session(base: str) -> tuple[requests.Session, str]:
-    session = requests.Session()
-    session.trust_env = False
-    html = session.get(base + "/login", timeout=10).text
-    return session, CSRF_RE.search(html).group(1)
+    session = http_session()
+    return session, csrf_of(session, base + "/login")
 
 
-def test_a_parallel_burst_of_wrong_passwords_gets_exactly_the_limit_of_checks(gunicorn):
+def test_a_parallel_burst_of_wrong_passwords_gets_exactly_the_limit_of_checks(server):
     email = make_user("burst@example.com").email
-    sessions = [signed_out_session(gunicorn) for _ in range(BURST)]
+    sessions = [signed_out_session(server) for _ in range(BURST)]
     start = threading.Barrier(BURST)
     codes: list[int] = []
     errors: list[BaseException] = []
@@ -94,7 +59,7 @@ def test_a_parallel_burst_of_wrong_passwords_gets_exactly_the_limit_of_checks(gu
     def attempt(session, token):
         try:
             start.wait(30)
-            response = session.post(gunicorn + "/login", allow_redirects=False, timeout=60,
+            response = session.post(server + "/login", allow_redirects=False, timeout=60,
                                     data={"csrf_token": token, "email": email, "password": "wrong password"})
             codes.append(response.status_code)
         except BaseException as exc:  # noqa: BLE001 - reported below

@@ -18,6 +18,7 @@ from lhb_review.review import decisions, outbox, submissions
 from lhb_review.pipeline import orders
 from lhb_review.review.approvals import stage_statuses, status_answer
 from lhb_review.core.errors import AlreadyDecided, Invalid, NotFound
+from lhb_review.core.paging import MAX_CURSOR, position
 from lhb_review.core.stages import STAGE_NAMES, StageStatus, parse_stage
 from lhb_review.api.common import api_actor, bp, json_body
 from lhb_review.api.openapi import build_spec
@@ -275,13 +276,12 @@ def encode_cursor(created_at: datetime, row_id: uuid.UUID) -> str:
 
 def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
     try:
+        if len(cursor) > MAX_CURSOR:
+            raise ValueError("too long")
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         created, row_id = json.loads(raw)
-        parsed = datetime.fromisoformat(created)
-        if parsed.tzinfo is None:
-            raise ValueError("naive")
-        return parsed, uuid.UUID(row_id)
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError, AttributeError):
+        return position(created, row_id)
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError, AttributeError, RecursionError):
         raise Invalid(
             "The cursor is not one this API gave out.", {"cursor": "Use next_cursor as given."}
         ) from None

@@ -21,6 +21,7 @@ from lhb_review.models import AuditLog, Order, ReviewStage, StageClaim
 from lhb_review.core.stages import STAGE_NAMES, STAGE_ORDER, WAITING, StageStatus
 from lhb_review.review import sla
 from lhb_review.core.errors import DomainError
+from lhb_review.core.paging import position
 
 PAGE_SIZES = (25, 50, 100)
 DEFAULT_PAGE_SIZE = 50
@@ -144,9 +145,11 @@ def encode_cursor(direction: str, created_at: datetime, row_id: uuid.UUID) -> st
 def decode_cursor(token: str) -> Cursor:
     """The position a cursor names; BadQuery when it was not made by this app or does not parse."""
     try:
+        if len(token) > 500:
+            raise ValueError("too long")
         direction, created_at, row_id = _signer().loads(token)
-        parsed = Cursor(direction, datetime.fromisoformat(created_at), uuid.UUID(row_id))
-    except (BadData, ValueError, TypeError, AttributeError):
+        parsed = Cursor(direction, *position(created_at, row_id))
+    except (BadData, ValueError, TypeError, AttributeError, RecursionError):
         raise BadQuery("This page link is broken or out of date. Start again from the first page.") from None
     if parsed.direction not in ("a", "b") or parsed.created_at.tzinfo is None:
         raise BadQuery("This page link is broken or out of date. Start again from the first page.")

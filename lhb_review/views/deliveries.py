@@ -12,6 +12,7 @@ from lhb_review.web.auth import admin_required, current_actor
 from lhb_review.extensions import db
 from lhb_review.models import WebhookDelivery
 from lhb_review.pipeline import webhooks
+from lhb_review.core.paging import position
 
 bp = Blueprint("deliveries", __name__, url_prefix="/admin/deliveries")
 PAGE = 50
@@ -66,7 +67,7 @@ def parse_before(value: str | None) -> tuple[datetime, uuid.UUID] | None:
         return None
     created, _, row_id = value.rpartition("_")
     try:
-        return datetime.fromisoformat(created), uuid.UUID(row_id)
+        return position(created, row_id)
     except ValueError:
         return None
 
