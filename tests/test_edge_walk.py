@@ -28,15 +28,12 @@ def hostile_values(secret_key: str) -> list[str]:
     nested = "[" * 3000 + "]" * 3000
     queue_cursor = URLSafeSerializer(secret_key, salt="lhb-review.queue-cursor")
     return [
-        "a\x00b", "\x00", "a\r\nSet-Cookie: x=1", "/\r\n/evil.example", "x" * 10_000,
-        "99999999999999999999", "-1", "9223372036854775808",
-        "9999-12-31", "0001-01-01", "9999-12-31T23:59:59+14:00", OFFSET, "2025-01-01T00:00:00-23:59",
-        nested, b64(nested),
+        "a\x00b", "a\r\nSet-Cookie: x=1", "x" * 10_000, "99999999999999999999", "-1",
+        "9999-12-31", "9999-12-31T23:59:59+14:00", OFFSET, nested, b64(nested),
         b64(f"{OFFSET}|{ROW}"),  # the admin lists' cursor
         b64(json.dumps([OFFSET, ROW])),  # the API's cursor
         f"{OFFSET}_{ROW}",  # the deliveries page's cursor
         queue_cursor.dumps(["a", OFFSET, ROW]),  # the queue's signed cursor
-        b64(json.dumps(["9999-12-31T23:59:59-14:00", ROW])),
     ]
 
 

@@ -1,6 +1,7 @@
 """Date-times from outside (API bodies, query strings, cursors): one parser that PostgreSQL can always store."""
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta, timezone
 
 # Real time zones run from -12:00 to +14:00; PostgreSQL refuses offsets much past that and Python's
@@ -8,6 +9,7 @@ from datetime import datetime, timedelta, timezone
 MAX_OFFSET = timedelta(hours=14)
 MIN_YEAR, MAX_YEAR = 1900, 2200
 MAX_LENGTH = 40
+PRINTABLE = re.compile(r"[0-9A-Za-z:.+\- ]+")  # digits, T/Z, separators: no control characters or newlines
 
 
 def parse_timestamp(value, *, assume_utc: bool = False) -> datetime | None:
@@ -16,9 +18,9 @@ def parse_timestamp(value, *, assume_utc: bool = False) -> datetime | None:
     Naive text is refused unless ``assume_utc``. The offset must lie within +-14:00 and the year, in UTC,
     within 1900-2200.
     """
-    if not isinstance(value, str) or not 10 <= len(value) <= MAX_LENGTH or not value.isascii():
+    if not isinstance(value, str) or not 10 <= len(value) <= MAX_LENGTH or not PRINTABLE.fullmatch(value):
         return None
-    text = value.strip()
+    text = value
     if text[-1:] in ("Z", "z"):
         text = text[:-1] + "+00:00"
     try:
