@@ -164,12 +164,15 @@ def test_a_nul_in_an_order_id_is_a_clear_404_not_a_500(world):
     assert api.status_code == 404 and api.is_json
 
 
-def test_control_characters_in_a_query_are_a_clear_400(world):
+def test_control_characters_in_a_query_are_a_clear_422(world):
     browser = world.client("admin")
     for url in ("/admin/deliveries/?order_id=%00", "/admin/errors?type=%00", "/login?next=/%0d%0aLocation:x"):
         response = browser.client.get(url)
-        assert response.status_code == 400
+        assert response.status_code == 422
         assert "control characters" in response.get_data(as_text=True)
+    api = world.client("token").client.get("/api/v1/stages?status=%00", headers=world.headers("token"))
+    assert api.status_code == 422 and api.json["error"]["fields"] == {
+        "status": "Query parameters cannot contain control characters (NUL, CR, LF)."}
 
 
 @pytest.mark.parametrize("value", ["9999-12-31", "2025-01-01T00:00:00+20:00", "0001-01-01T00:00:00-14:00"])

@@ -4,8 +4,10 @@ from __future__ import annotations
 import re
 import tempfile
 
-from flask import Flask, abort, request
+from flask import Flask, request
 from werkzeug.routing import PathConverter, UnicodeConverter
+
+from lhb_review.core.errors import Invalid
 
 # NUL, CR, LF and the other C0/DEL controls: PostgreSQL cannot store NUL, and CR/LF in a value that ends
 # up in a header (Location, a "try again" link) splits it. No path segment or query value needs them.
@@ -27,21 +29,25 @@ class PlainPath(PathConverter):
     regex = r"[^/\x00-\x1f\x7f](?:[^\x00-\x1f\x7f]*[^/\x00-\x1f\x7f])?"
 
 
-def query_problem(args) -> str | None:
-    """What is wrong with the query string, or None: control characters or a value past any sane length."""
+def query_problem(args) -> tuple[str, str] | None:
+    """(parameter, what is wrong) for the first unusable query parameter, or None: control characters or
+    a value past any sane length."""
     for key, value in args.items(multi=True):
+        name = CONTROL.sub("?", key)[:100]
         if CONTROL.search(key) or CONTROL.search(value):
-            return "Query parameters cannot contain control characters (NUL, CR, LF)."
+            return name, "Query parameters cannot contain control characters (NUL, CR, LF)."
         if len(key) > 100 or len(value) > MAX_QUERY_VALUE:
-            return f"A query parameter is longer than {MAX_QUERY_VALUE} characters."
+            return name, f"A query parameter is longer than {MAX_QUERY_VALUE} characters."
     return None
 
 
 def guard_request():
-    """Refuse hostile query strings before any view reads them (400; JSON under /api/)."""
+    """Refuse hostile query strings before any view reads them: 422 naming the parameter (the API's
+    JSON error under /api/, the error page for people)."""
     problem = query_problem(request.args)
     if problem:
-        abort(400, description=problem)
+        name, message = problem
+        raise Invalid(message, {name: message})
 
 
 class BodyLimit:
