@@ -21,7 +21,7 @@ from lhb_review.models import AuditLog, Order, ReviewStage, StageClaim
 from lhb_review.core.stages import STAGE_NAMES, STAGE_ORDER, WAITING, StageStatus
 from lhb_review.review import sla
 from lhb_review.core.errors import DomainError
-from lhb_review.core.paging import position
+from lhb_review.core.paging import position as cursor_position
 
 PAGE_SIZES = (25, 50, 100)
 DEFAULT_PAGE_SIZE = 50
@@ -148,7 +148,7 @@ def decode_cursor(token: str) -> Cursor:
         if len(token) > 500:
             raise ValueError("too long")
         direction, created_at, row_id = _signer().loads(token)
-        parsed = Cursor(direction, *position(created_at, row_id))
+        parsed = Cursor(direction, *cursor_position(created_at, row_id))
     except (BadData, ValueError, TypeError, AttributeError, RecursionError):
         raise BadQuery("This page link is broken or out of date. Start again from the first page.") from None
     if parsed.direction not in ("a", "b") or parsed.created_at.tzinfo is None:
