@@ -49,7 +49,9 @@ def create_app(config: dict | None = None, env: dict | None = None) -> Flask:
     login_manager.init_app(app)
 
     from lhb_review import api, cli, views
-    from lhb_review.web import auth, errors, htmx, metrics, observability, replicas, resilience, security
+    from lhb_review.web import auth, edge, errors, htmx, metrics, observability, replicas, resilience, security
+
+    edge.init_app(app)  # converters first: every rule added after this uses them
 
     observability.init_app(app)
     metrics.init_app(app)

@@ -119,6 +119,9 @@ class DatabaseSettings:
         elif self.ssl is False:
             connect_args["sslmode"] = "disable"
         return {
+            # A failing statement's parameters (webhook secrets, customers' names) never reach an error
+            # message, the error log or the application log.
+            "hide_parameters": True,
             "pool_pre_ping": True,
             "pool_size": max(self.pool_min, 1),
             "max_overflow": self.pool_max - max(self.pool_min, 1),
@@ -249,6 +252,16 @@ def review_flow_settings(env: dict) -> dict:
     }
 
 
+def allowed_networks(env: dict) -> tuple:
+    """WEBHOOK_ALLOWED_NETWORKS: internal receivers webhooks may call anyway, as comma-separated CIDRs."""
+    from lhb_review.core.egress import parse_networks
+
+    try:
+        return parse_networks(env.get("WEBHOOK_ALLOWED_NETWORKS") or "")
+    except ValueError as exc:
+        raise ConfigError(f"WEBHOOK_ALLOWED_NETWORKS: {exc}") from exc
+
+
 def pipeline_settings(env: dict) -> dict:
     """The pipeline API's body limit and the webhook worker's knobs."""
     def seconds(name: str, default: float) -> float:
@@ -263,6 +276,7 @@ def pipeline_settings(env: dict) -> dict:
     return {
         "API_MAX_BODY_BYTES": env_int(env, "API_MAX_BODY_BYTES", 1024 * 1024),
         "WEBHOOK_SECRET": env.get("WEBHOOK_SECRET") or None,
+        "WEBHOOK_ALLOWED_NETWORKS": allowed_networks(env),
         "WEBHOOK_TIMEOUT_SECONDS": seconds("WEBHOOK_TIMEOUT_SECONDS", 10),
         "WEBHOOK_MAX_ATTEMPTS": env_int(env, "WEBHOOK_MAX_ATTEMPTS", 8),
         "WEBHOOK_BACKOFF_BASE_SECONDS": seconds("WEBHOOK_BACKOFF_BASE_SECONDS", 30),

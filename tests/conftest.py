@@ -95,6 +95,8 @@ def test_env(database_url: str, tmp_path: Path, **extra) -> dict:
         "INSTANCE_PATH": str(tmp_path / "instance"),
         "ASSET_DIR": str(tmp_path / "assets"),
         "LOG_LEVEL": "WARNING",
+        # The webhook tests' receiver listens on loopback: allow-listed explicitly, as a deployment would.
+        "WEBHOOK_ALLOWED_NETWORKS": "127.0.0.1/32",
     }
     env.update({k: str(v) for k, v in extra.items()})
     return env

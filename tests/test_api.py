@@ -583,7 +583,7 @@ def test_stages_refuses_bad_parameters(api, params, field):
     assert field in assert_error(api.get("/stages", params=params), 422, "invalid")["fields"]
 
 
-@pytest.mark.parametrize("cursor", ["not-a-cursor", "WyJ4IiwgInkiXQ", "[" * 3000, "x" * 10000])
+@pytest.mark.parametrize("cursor", ["not-a-cursor", "WyJ4IiwgInkiXQ", "[" * 3000, "x" * 600])
 def test_stages_refuses_a_cursor_it_did_not_hand_out_with_400(api, cursor):
     assert "cursor" in assert_error(api.get("/stages", params={"cursor": cursor}), 400, "bad_cursor")["fields"]
 

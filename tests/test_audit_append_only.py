@@ -244,3 +244,32 @@ def test_the_bootstrapped_app_role_cannot_change_audit_history(bootstrapped, sta
             assert [a for (a,) in cur.fetchall()] == ["stage_approved"]
     finally:
         conn.close()
+
+
+# --- the database's clock -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("sent", ["'2000-01-01T00:00:00Z'", "'2999-12-31T00:00:00Z'", "NULL"])
+def test_the_application_role_cannot_choose_an_audit_rows_time(app_role_database, sent):
+    conn = psycopg2.connect(app_role_database)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"INSERT INTO audit_logs (order_id, action, created_at) VALUES ('X', 'timed', {sent}) "
+                        "RETURNING created_at = now(), created_at")
+            same, stored = cur.fetchone()
+            assert same, f"stored {stored} although the database's time is now()"
+            cur.execute("INSERT INTO audit_logs (order_id, action) VALUES ('X', 'untimed') "
+                        "RETURNING created_at = now()")
+            assert cur.fetchone()[0]
+        conn.rollback()
+    finally:
+        conn.close()
+
+
+def test_the_owner_may_still_write_historic_times(app):
+    """Superusers and the owner (seeding, bulk loads, restores) keep their times: they could drop the trigger."""
+    from datetime import datetime, timezone
+
+    at = datetime(2020, 5, 1, tzinfo=timezone.utc)
+    db.session.add(AuditLog(order_id="X", action="seeded", created_at=at))
+    db.session.commit()
+    assert db.session.scalar(db.select(AuditLog.created_at).where(AuditLog.action == "seeded")) == at

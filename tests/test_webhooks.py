@@ -22,6 +22,7 @@ from lhb_review.models import AuditLog, WebhookAttempt, WebhookDelivery
 from lhb_review import review
 from lhb_review.pipeline import webhooks
 from lhb_review.core.actors import Actor
+from lhb_review.core import egress
 from tests.factories import make_order_with_stages, make_user
 from tests.pipeline_helpers import Receiver
 
@@ -32,7 +33,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def settings(**overrides) -> webhooks.WebhookSettings:
     values = dict(
-        secret=SECRET, timeout=5, max_attempts=5, backoff_base=0.05, backoff_cap=0.2, lease=30, batch=10
+        secret=SECRET, timeout=5, max_attempts=5, backoff_base=0.05, backoff_cap=0.2, lease=30, batch=10,
+        allowed_networks=egress.parse_networks("127.0.0.1/32"),
     )
     values.update(overrides)
     return webhooks.WebhookSettings(**values)
@@ -244,6 +246,7 @@ def worker_env(database_url: str, tmp_path: Path, **extra) -> dict:
             "LOG_LEVEL": "WARNING",
             "INSTANCE_PATH": str(tmp_path / "instance"),
             "WEBHOOK_SECRET": SECRET,
+            "WEBHOOK_ALLOWED_NETWORKS": "127.0.0.1/32",
             "FLASK_APP": "wsgi",
         }
     )

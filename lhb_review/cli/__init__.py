@@ -12,7 +12,7 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
 from lhb_review.cli import ops as ops_commands
-from lhb_review.cli.common import CLI_ACTOR, fail
+from lhb_review.cli.common import CLI_ACTOR, demo_option, fail, refuse_demo_outside_development
 from lhb_review.cli import pipeline
 from lhb_review.config import redact
 from lhb_review.extensions import db
@@ -40,9 +40,13 @@ def register(app: Flask) -> None:
 @click.option("--bulk", "bulk", type=click.IntRange(1, 50_000_000), default=None,
               help="Instead: make sure N bulk orders (LHB-B-0000001...) exist, loaded through COPY, "
                    "for benchmarks. Locks the tables while it runs.")
+@demo_option
 @with_appcontext
-def seed_command(count: int, bulk: int | None) -> None:
-    """Load demo orders with assets, stages in every status, approvals and audit history (idempotent)."""
+def seed_command(count: int, bulk: int | None, demo_override: bool) -> None:
+    """Load demo orders with assets, stages in every status, approvals and audit history (idempotent).
+
+    Refused outside development and test."""
+    refuse_demo_outside_development(current_app.config["APP_ENV"], demo_override)
     if bulk is not None:
         bulk_seed(bulk)
         return
@@ -117,8 +121,12 @@ def users_enable(email: str) -> None:
 
 
 @users_cli.command("demo")
-def users_demo() -> None:
-    """Create (or reset) the demo reviewer and admin with fresh passwords, and print them."""
+@demo_option
+def users_demo(demo_override: bool) -> None:
+    """Create (or reset) the demo reviewer and admin with fresh passwords, and print them.
+
+    Refused outside development and test."""
+    refuse_demo_outside_development(current_app.config["APP_ENV"], demo_override)
     for email, role in (("reviewer@demo.littleherobooks.com", "reviewer"), ("admin@demo.littleherobooks.com", "admin")):
         password = secrets.token_urlsafe(9)
         if user_service.find_by_email(email) is None:

@@ -36,6 +36,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from lhb_review.core.timestamps import parse_timestamp
 from lhb_review.core.errors import Invalid
 from lhb_review.core.stages import STAGE_NAMES, StageStatus
 
@@ -65,8 +66,8 @@ _SEGMENT = rf"(?:[^./\\\u0000-\u001f]{_SEG_CHAR}*|\.[^./\\\u0000-\u001f]{_SEG_CH
 STORAGE_KEY = rf"^{_SEGMENT}(?:/{_SEGMENT}?)*$"
 # RFC 3339 with an offset PostgreSQL can store (under 16 hours) and a year from 1900 to 2200.
 DATE_TIME = (
-    r"^(?:19[0-9]{2}|2[01][0-9]{2}|2200)-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])[Tt](?:[01][0-9]|2[0-3])"
-    r":[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,6})?(?:[Zz]|[+\-](?:0[0-9]|1[0-5]):[0-5][0-9])$"
+    r"^(?:190[1-9]|19[1-9][0-9]|2[01][0-9]{2})-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])[Tt](?:[01][0-9]|2[0-3])"
+    r":[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,6})?(?:[Zz]|[+\-](?:(?:0[0-9]|1[0-3]):[0-5][0-9]|14:00))$"
 )
 StageName = Literal[STAGE_NAMES]  # type: ignore[valid-type]
 STATUS_LIST = rf"^(?:{'|'.join(STATUSES)})(?:,(?:{'|'.join(STATUSES)}))*$"
@@ -112,10 +113,12 @@ DATE_TIME_MESSAGE = "An ISO 8601 date-time with a time zone, e.g. 2026-11-25T09:
 
 
 def to_datetime(value: str) -> datetime:
-    try:
-        return datetime.fromisoformat(value.upper())
-    except ValueError:  # a day the month does not have
-        raise refuse(DATE_TIME_MESSAGE) from None
+    """The one date-time policy (core.timestamps): a day the month has, an offset within +-14:00, a year
+    PostgreSQL and Python both store."""
+    parsed = parse_timestamp(value)
+    if parsed is None:
+        raise refuse(DATE_TIME_MESSAGE)
+    return parsed
 
 
 DateTimeIn = Annotated[
@@ -124,7 +127,7 @@ DateTimeIn = Annotated[
         max_length=40,
         pattern=DATE_TIME,
         json_schema_extra={"format": "date-time"},
-        description="RFC 3339 with a time zone; year 1900 to 2200, offset under 16 hours.",
+        description="RFC 3339 with a time zone; year 1901 to 2199, offset within +-14:00.",
     ),
     says(DATE_TIME_MESSAGE, blank="Required."),
     AfterValidator(to_datetime),
@@ -496,6 +499,7 @@ class StageListQuery(Contract):
     cursor: Annotated[
         str | None,
         Field(
+            pattern=r"^[A-Za-z0-9_.\-]*$",
             description="next_cursor of the previous page, exactly as given: an opaque, signed position. A "
             "cursor this API did not hand out is refused with 400 (code `bad_cursor`).",
         ),

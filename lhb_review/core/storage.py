@@ -32,7 +32,7 @@ class InvalidKey(ValueError):
 
 def check_key(key: str) -> str:
     """The key itself when it is a plain relative path of safe characters; InvalidKey otherwise."""
-    if not isinstance(key, str) or not key or len(key) > MAX_KEY or not KEY_RE.match(key):
+    if not isinstance(key, str) or not key or len(key) > MAX_KEY or not KEY_RE.fullmatch(key):
         raise InvalidKey(f"Not a valid asset key: {key!r}")
     parts = key.split("/")
     if any(part in ("", ".", "..") for part in parts):

@@ -14,6 +14,7 @@ from lhb_review.extensions import db
 from lhb_review.models import AuditLog
 from lhb_review.core.paging import AFTER, Cursor, decode_cursor, keyset_page
 from lhb_review.core.errors import Invalid
+from lhb_review.core.timestamps import MAX_YEAR, MIN_YEAR, parse_timestamp
 
 CSV_COLUMNS = ("created_at", "action", "order_id", "stage", "reviewer_email", "ip_address", "user_agent",
                "details", "id")
@@ -27,15 +28,20 @@ def _parse_moment(value: str, field: str, end_of_day: bool = False) -> datetime 
     value = (value or "").strip()
     if not value:
         return None
-    try:
-        if len(value) == 10:
+    moment = None
+    if len(value) == 10:
+        try:
             day = date.fromisoformat(value)
-            moment = datetime.combine(day, time.min, tzinfo=timezone.utc)
-            return moment + timedelta(days=1) if end_of_day else moment
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise Invalid("Dates look like 2025-01-31 or 2025-01-31T14:00.", {field: "Use YYYY-MM-DD[THH:MM]."})
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+        except ValueError:
+            day = None
+        if day is not None and MIN_YEAR <= day.year <= MAX_YEAR:
+            moment = datetime.combine(day, time.min, tzinfo=timezone.utc) + timedelta(days=int(end_of_day))
+    else:
+        moment = parse_timestamp(value, assume_utc=True)
+    if moment is None:
+        raise Invalid("Dates look like 2025-01-31 or 2025-01-31T14:00, between 1900 and 2200.",
+                      {field: "Use YYYY-MM-DD[THH:MM]."})
+    return moment
 
 
 @dataclass

@@ -272,6 +272,24 @@ def _run(args: list[str], env: dict, what: str, stdin=None, stdout=None) -> None
                           f"{(result.stderr or '').strip()[-2000:]}")
 
 
+PRIVATE_DIR, PRIVATE_FILE = 0o700, 0o600  # backups hold customer data
+
+
+def private_dir(path: Path) -> Path:
+    """The backup folder, made (or tightened) so only its owner can enter it."""
+    path.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
+    if path.stat().st_uid == os.getuid():
+        path.chmod(PRIVATE_DIR)
+    return path
+
+
+def private_file(path: Path) -> int:
+    """A new empty file only its owner can read, as an open descriptor (whatever the process umask)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE)
+    os.fchmod(fd, PRIVATE_FILE)
+    return fd
+
+
 def create_backup(url: str, backup_dir: Path, pg_bin_dir: str | None = None,
                   tools: Toolset | None = None) -> tuple[Manifest, Toolset]:
     """Dump the database at ``url`` into ``backup_dir`` (custom format) and write its manifest.
@@ -279,8 +297,7 @@ def create_backup(url: str, backup_dir: Path, pg_bin_dir: str | None = None,
     The row counts are taken in the very snapshot pg_dump reads (pg_export_snapshot), so they match the
     archive even while reviewers keep working.
     """
-    backup_dir = Path(backup_dir)
-    backup_dir.mkdir(parents=True, exist_ok=True)
+    backup_dir = private_dir(Path(backup_dir))
     conn = connect(url)
     try:
         conn.set_session(isolation_level="REPEATABLE READ", readonly=True)
@@ -298,11 +315,13 @@ def create_backup(url: str, backup_dir: Path, pg_bin_dir: str | None = None,
             while archive.exists() or manifest_path(archive).exists():
                 archive = backup_dir / f"lhb-{database}-{stamp:%Y%m%d-%H%M%S}-{secrets.token_hex(2)}.dump"
             partial = archive.with_suffix(".partial")
+            os.close(private_file(partial))  # pg_dump truncates and keeps the mode: never readable by others
             _run([tools.dump.path, "--format=custom", f"--snapshot={snapshot}", "--file", str(partial)],
                  libpq_env(url), "pg_dump")
         conn.rollback()
     finally:
         conn.close()
+    partial.chmod(PRIVATE_FILE)
     partial.rename(archive)
     manifest = Manifest(
         file=str(archive), size=archive.stat().st_size, sha256=sha256_of(archive),
@@ -311,7 +330,8 @@ def create_backup(url: str, backup_dir: Path, pg_bin_dir: str | None = None,
     )
     target = manifest_path(archive)
     tmp = target.with_suffix(".tmp")
-    tmp.write_text(manifest.to_json())
+    with os.fdopen(private_file(tmp), "w") as fh:
+        fh.write(manifest.to_json())
     tmp.rename(target)
     return manifest, tools
 

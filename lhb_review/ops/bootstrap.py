@@ -34,7 +34,7 @@ class BootstrapReport:
 
 
 def check_identifier(value: str, what: str) -> str:
-    if not IDENTIFIER.match(value or ""):
+    if not IDENTIFIER.fullmatch(value or ""):
         raise BootstrapError(f"{what} must be a plain lower-case identifier (letters, digits, _), not {value!r}.")
     return value
 

@@ -3,6 +3,7 @@ and the admin's read and resolve side."""
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 import traceback
 from dataclasses import dataclass, field
@@ -69,6 +70,24 @@ class RecordedError:
     stored: bool  # False when the database could not take it and it went to the application log
 
 
+# A secret-looking field and its value, in JSON, Python reprs, query strings and headers.
+SECRET_FIELD = re.compile(
+    r"""(?ix)
+    (?P<key>["']?\b(?:secret|webhook_secret|password|passwd|token|api_key|apikey|authorization|session_token)
+        \b["']?\s*[:=]\s*)
+    (?P<value>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|[^\s,;&}\]]+)
+    """
+)
+BEARER = re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=-]+")
+
+
+def redact_secrets(text: str) -> str:
+    """``text`` with the values of known secret fields (secret, password, token, ...) and bearer tokens
+    replaced by ``[redacted]``, wherever an error is recorded or logged."""
+    text = BEARER.sub(r"\1[redacted]", text)
+    return SECRET_FIELD.sub(lambda m: m.group("key") + "[redacted]", text)
+
+
 def record_exception(exc: BaseException, context: ErrorContext | None = None) -> RecordedError:
     """Write one error_logs row for ``exc`` on a connection of its own, so the failed request's transaction
     cannot take it down with it. When the database itself refuses, log everything to the application log.
@@ -77,8 +96,8 @@ def record_exception(exc: BaseException, context: ErrorContext | None = None) ->
     error_id = new_error_id()
     severity = severity_of(exc)
     ERRORS.labels(severity=severity).inc()
-    message = (str(exc) or exc.__class__.__name__)[:MAX_MESSAGE]
-    trace = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))[-MAX_TRACE:]
+    message = redact_secrets(str(exc) or exc.__class__.__name__)[:MAX_MESSAGE]
+    trace = redact_secrets("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))[-MAX_TRACE:]
     row = {
         "error_id": error_id,
         "error_type": exc.__class__.__name__[:50],
@@ -96,15 +115,15 @@ def record_exception(exc: BaseException, context: ErrorContext | None = None) ->
             conn.execute(insert(ErrorLog.__table__).values(**row))
     except Exception as store_failure:  # noqa: BLE001 - the fallback must catch whatever the database throws
         log.error(
-            "Unhandled %s %s (request %s, not stored: the error log is unreachable: %s): %s",
+            "Unhandled %s %s (request %s, not stored: the error log is unreachable: %s): %s\n%s",
             row["error_type"], error_id, row["request_id"] or "-", store_failure.__class__.__name__, message,
-            exc_info=(type(exc), exc, exc.__traceback__),
+            trace,
             extra={"error_id": error_id, "severity": severity, "stored": False},
         )
         return RecordedError(error_id, stored=False)
     log.error(
-        "Unhandled %s %s (request %s): %s", row["error_type"], error_id, row["request_id"] or "-", message,
-        exc_info=(type(exc), exc, exc.__traceback__),
+        "Unhandled %s %s (request %s): %s\n%s", row["error_type"], error_id, row["request_id"] or "-", message,
+        trace,
         extra={"error_id": error_id, "severity": severity, "stored": True},
     )
     return RecordedError(error_id, stored=True)

@@ -29,7 +29,7 @@ def hash_token(token: str) -> str:
 
 def validate_name(name: str) -> str:
     name = (name or "").strip()
-    if not NAME_RE.match(name):
+    if not NAME_RE.fullmatch(name):
         raise Invalid(
             "A token name is 1-100 letters, digits, '.', '_', '@' or '-', starting with a letter or digit.",
             {"name": "Use letters, digits, '.', '_', '@' or '-' (at most 100)."},

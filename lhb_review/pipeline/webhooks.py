@@ -27,11 +27,16 @@ import uuid
 from dataclasses import dataclass
 
 import requests
+import requests.adapters
+import urllib3
+import urllib3.connection
+import urllib3.exceptions
+from urllib3.util import connection as urllib3_connection
 from sqlalchemy import func, select, update
 
 from lhb_review.extensions import db
 from lhb_review.models import WebhookAttempt, WebhookDelivery
-from lhb_review.core import audit
+from lhb_review.core import audit, egress
 from lhb_review.core.actors import Actor
 from lhb_review.review.outbox import secret_for
 from lhb_review.core.tx import transaction
@@ -61,6 +66,7 @@ class WebhookSettings:
     lease: float = 120.0
     batch: int = 20
     legacy_headers: bool = True
+    allowed_networks: tuple = ()
 
     @classmethod
     def from_config(cls, config) -> "WebhookSettings":
@@ -73,6 +79,7 @@ class WebhookSettings:
             lease=float(config.get("WEBHOOK_LEASE_SECONDS", 120)),
             batch=int(config.get("WEBHOOK_BATCH", 20)),
             legacy_headers=bool(config.get("WEBHOOK_LEGACY_HEADERS", True)),
+            allowed_networks=tuple(config.get("WEBHOOK_ALLOWED_NETWORKS", ())),
         )
 
 
@@ -206,6 +213,49 @@ def claim(worker: str, settings: WebhookSettings, limit: int | None = None) -> l
     return claimed
 
 
+class _GuardedConnection:
+    """Connects only to addresses the egress policy allows: the name is resolved once, every address it
+    resolves to is checked, and the socket goes to a checked address (so a second lookup cannot swap in
+    an internal one). TLS still verifies against the URL's host name."""
+
+    allowed_networks: tuple = ()
+
+    def _new_conn(self):
+        infos = egress.resolve(self._dns_host, self.port, self.allowed_networks)
+        last: OSError | None = None
+        for family, _type, _proto, _name, sockaddr in infos:
+            try:
+                return urllib3_connection.create_connection(
+                    (sockaddr[0], self.port), self.timeout, source_address=self.source_address,
+                    socket_options=self.socket_options,
+                )
+            except OSError as exc:
+                last = exc
+        raise urllib3.exceptions.NewConnectionError(self, f"Failed to connect: {last}")
+
+
+def guarded_session(allowed_networks: tuple = ()) -> requests.Session:
+    """A requests session for webhook deliveries: no environment proxies, and every connection checked by
+    the egress policy (``WEBHOOK_ALLOWED_NETWORKS`` lets internal receivers through explicitly)."""
+    attrs = {"allowed_networks": tuple(allowed_networks)}
+    http_cls = type("GuardedHTTPConnection", (_GuardedConnection, urllib3.connection.HTTPConnection), attrs)
+    https_cls = type("GuardedHTTPSConnection", (_GuardedConnection, urllib3.connection.HTTPSConnection), attrs)
+
+    class GuardedAdapter(requests.adapters.HTTPAdapter):
+        def init_poolmanager(self, *args, **kwargs):
+            super().init_poolmanager(*args, **kwargs)
+            self.poolmanager.pool_classes_by_scheme = {
+                "http": type("GuardedHTTPPool", (urllib3.HTTPConnectionPool,), {"ConnectionCls": http_cls}),
+                "https": type("GuardedHTTPSPool", (urllib3.HTTPSConnectionPool,), {"ConnectionCls": https_cls}),
+            }
+
+    session = requests.Session()
+    session.trust_env = False  # only the configured URL is contacted, never through an env proxy
+    session.mount("http://", GuardedAdapter())
+    session.mount("https://", GuardedAdapter())
+    return session
+
+
 @dataclass
 class Outcome:
     ok: bool
@@ -246,6 +296,8 @@ def send(delivery: Claimed, settings: WebhookSettings, session: requests.Session
         response = session.post(
             delivery.url, data=body, headers=headers, timeout=settings.timeout, allow_redirects=False
         )
+    except egress.EgressRefused as exc:
+        return Outcome(False, error=str(exc)[:1000])
     except requests.RequestException as exc:
         return Outcome(
             False,
@@ -329,8 +381,7 @@ def drain(settings: WebhookSettings, worker: str | None = None) -> int:
     """Attempt every delivery that is due now, once each; returns the number of attempts made."""
     worker = worker or worker_name()
     total = 0
-    with requests.Session() as session:
-        session.trust_env = False  # only the configured URL is contacted, never through an env proxy
+    with guarded_session(settings.allowed_networks) as session:
         while True:
             done = deliver_batch(settings, worker, session)
             total += done

@@ -10,10 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from flask import current_app, has_app_context
 from pydantic import ValidationError
 from sqlalchemy import select
 
-from lhb_review.core import contracts
+from lhb_review.core import contracts, egress
 from lhb_review.extensions import db
 from lhb_review.models import AuditLog, Order, ReviewStage, WebhookDelivery
 from lhb_review.review.approvals import stage_statuses
@@ -34,8 +35,14 @@ def parse_webhooks(value: Any) -> tuple[list[dict[str, str]] | None, dict[str, s
 
 
 def url_problem(url: Any) -> str | None:
-    """What is wrong with one callback URL, or None: its form (contracts.url_problem)."""
-    return contracts.url_problem(url)
+    """What is wrong with one callback URL, or None: its form (contracts.url_problem), then where it points
+    (core.egress: no private, loopback or link-local address unless WEBHOOK_ALLOWED_NETWORKS lists it)."""
+    return contracts.url_problem(url) or egress.url_problem(url, allowed_networks())
+
+
+def allowed_networks() -> tuple:
+    """WEBHOOK_ALLOWED_NETWORKS of the running app (none outside an app context)."""
+    return tuple(current_app.config.get("WEBHOOK_ALLOWED_NETWORKS", ())) if has_app_context() else ()
 
 
 def webhook_targets(webhooks: Any) -> list[dict[str, str]]:

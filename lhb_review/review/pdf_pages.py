@@ -34,22 +34,55 @@ def count_pages(data: bytes) -> int:
         return 0
 
 
-def page_picture(data: bytes, page: int, *, max_pixels: int) -> bytes:
-    """The largest picture on page ``page`` (1-based) as PNG; NoPicture when there is none."""
-    reader = PdfReader(io.BytesIO(data))
-    if not 1 <= page <= len(reader.pages):
-        raise NoPicture(f"The PDF has no page {page}.")
-    best = None
-    for picture in reader.pages[page - 1].images:
-        size = picture.image.size if picture.image is not None else (0, 0)
-        if size[0] * size[1] > max_pixels:
+def _image_sizes(page) -> dict[str, int]:
+    """Pixel counts of the page's images, by the name pypdf lists them under, read from each image's
+    /Width and /Height: nothing is decoded, so a damaged image or a pixel bomb costs nothing here."""
+    sizes: dict[str, int] = {}
+    try:
+        names = page.images.keys()
+        xobjects = page["/Resources"]["/XObject"].get_object()
+    except Exception:  # noqa: BLE001 - no readable resources: no pictures
+        return sizes
+    for name in names:
+        if not isinstance(name, str):
+            continue  # nested in a form XObject: not the page's illustration
+        try:
+            obj = xobjects[name].get_object()
+            sizes[name] = int(obj["/Width"]) * int(obj["/Height"])
+        except Exception:  # noqa: BLE001 - an image without a readable size is skipped
             continue
-        if best is None or size[0] * size[1] > best.size[0] * best.size[1]:
-            best = picture.image
-    if best is None:
+    return sizes
+
+
+def page_picture(data: bytes, page: int, *, max_pixels: int) -> bytes:
+    """The largest picture on page ``page`` (1-based) as PNG; NoPicture when there is none.
+
+    Sizes are read before anything is decoded: pictures past ``max_pixels`` are skipped unread, and a
+    picture that cannot be decoded (damaged) is NoPicture, never an error page.
+    """
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        count = len(reader.pages)
+    except Exception:  # noqa: BLE001 - a PDF that cannot be read has no pictures
+        raise NoPicture("The PDF cannot be read.") from None
+    if not 1 <= page <= count:
+        raise NoPicture(f"The PDF has no page {page}.")
+    pdf_page = reader.pages[page - 1]
+    sizes = {name: n for name, n in _image_sizes(pdf_page).items() if 0 < n <= max_pixels}
+    if not sizes:
         raise NoPicture(f"Page {page} has no picture to compare.")
-    out = io.BytesIO()
-    best.convert("RGB").save(out, format="PNG", optimize=True)
+    name = max(sizes, key=sizes.get)
+    try:
+        best = pdf_page.images[name].image
+        if best is None or best.size[0] * best.size[1] > max_pixels:
+            raise NoPicture(f"Page {page}'s picture is larger than it says.")
+        out = io.BytesIO()
+        best.convert("RGB").save(out, format="PNG", optimize=True)
+    except NoPicture:
+        raise
+    except Exception:  # noqa: BLE001 - damaged image data: say so, do not fail the page
+        log.warning("Could not decode the picture of page %s", page, exc_info=True)
+        raise NoPicture(f"Page {page}'s picture is damaged and cannot be shown.") from None
     return out.getvalue()
 
 

@@ -115,6 +115,8 @@ def _check_pdf(data: bytes) -> int:
     from pypdf import PdfReader
     from pypdf.errors import PdfReadError
 
+    from lhb_review.review.pdf_safety import active_content
+
     damaged = Invalid("This PDF is damaged or incomplete and cannot be read.",
                       {"file": "Export the PDF again and upload that."})
     if not re.match(rb"%PDF-[12]\.\d", data[:8]) or b"%%EOF" not in data[-2048:]:
@@ -132,7 +134,7 @@ def _check_pdf(data: bytes) -> int:
         raise damaged from None
     if pages < 1:
         raise Invalid("This PDF has no pages.", {"file": "Upload the book's print PDF."})
-    if b"/JavaScript" in data or b"/Launch" in data:
+    if active_content(reader):
         raise Invalid("This PDF contains scripts; print files must not.", {"file": "Export the PDF without scripts."})
     return pages
 

@@ -19,6 +19,7 @@ from sqlalchemy import select
 from lhb_review.web.auth import admin_required, current_actor
 from lhb_review.extensions import db
 from lhb_review.web.htmx import fragment_or_redirect, wants_fragment
+from lhb_review.web.targets import local_target
 from lhb_review.models import User
 from lhb_review.ops import audit_query, errorlog
 from lhb_review.ops import users as user_service
@@ -87,7 +88,7 @@ def resolve_error(error_id: str):
 
 
 def _local(target: str | None) -> bool:
-    return bool(target) and target.startswith("/admin/") and "\\" not in target and not target.startswith("//")
+    return (local_target(target) or "").startswith("/admin/") and local_target(target) == target
 
 
 @bp.get("/users")

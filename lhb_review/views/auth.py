@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import hashlib
-from urllib.parse import urlsplit
-
 from flask import Blueprint, current_app, flash, g, redirect, render_template, request, session, url_for
 from flask_limiter.util import get_remote_address
 from flask_login import current_user, login_required, login_user, logout_user
 
+from lhb_review.web import login_limit
 from lhb_review.web.auth import client_ip
+from lhb_review.web.security import sign_in_refused
+from lhb_review.web.targets import local_target
 from lhb_review.extensions import limiter
 from lhb_review.ops import sessions
 from lhb_review.core.actors import Actor
@@ -19,13 +20,8 @@ FAILED_MESSAGE = "That e-mail and password do not match an active account."
 
 
 def safe_next(target: str | None) -> str:
-    """Only a path on this site; anything with a scheme, a host or a backslash goes home."""
-    if not target or "\\" in target or not target.startswith("/") or target.startswith("//"):
-        return url_for("queue.index")
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc:
-        return url_for("queue.index")
-    return target
+    """Only a path on this site (see web.targets); anything else goes home."""
+    return local_target(target) or url_for("queue.index")
 
 
 def _actor(email: str) -> Actor:
@@ -53,15 +49,9 @@ def fresh_session() -> None:
     g.pop(current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token"), None)
 
 
-def _failed(response) -> bool:
-    return response.status_code != 302
-
-
 @bp.route("/login", methods=["GET", "POST"])
 @limiter.limit(lambda: current_app.config["LOGIN_LIMIT_PER_IP"], methods=["POST"], key_func=get_remote_address,
                scope="login-ip")
-@limiter.limit(lambda: current_app.config["LOGIN_LIMIT_PER_ACCOUNT"], methods=["POST"], key_func=account_key,
-               scope="login-account", deduct_when=_failed)
 def login():
     if current_user.is_authenticated:
         return redirect(safe_next(request.args.get("next")))
@@ -69,10 +59,15 @@ def login():
     if request.method == "POST":
         email = _submitted_email()
         password = request.form.get("password", "")
+        # The attempt is taken before the password is checked, atomically (see web.login_limit).
+        wait = login_limit.reserve(account_key())
+        if wait is not None:
+            return sign_in_refused(wait)
         user = find_by_email(email) if email and "\x00" not in email else None
         # check_password verifies against a dummy hash when there is no user, so both paths cost the same.
         if check_password(user, password) and user.active:
             next_url = safe_next(request.args.get("next"))
+            login_limit.forgive(account_key())
             # Audited first: when the database cannot record the sign-in, nobody is signed in.
             sessions.signed_in(_actor(user.email))
             fresh_session()

@@ -27,7 +27,7 @@ def new_request_id() -> str:
 
 def choose_request_id(incoming: str | None) -> str:
     """The caller's X-Request-ID when it is sane, otherwise a fresh one."""
-    if incoming and SANE_REQUEST_ID.match(incoming):
+    if incoming and SANE_REQUEST_ID.fullmatch(incoming):
         return incoming
     return new_request_id()
 

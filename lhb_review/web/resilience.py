@@ -9,12 +9,12 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from flask import Flask, current_app, g, jsonify, render_template, request, url_for
 from sqlalchemy import exc as sa_exc
 
 from lhb_review.extensions import db, login_manager
+from lhb_review.web.targets import local_target
 
 log = logging.getLogger(__name__)
 
@@ -98,11 +98,7 @@ SAFE_ID = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
 
 def same_site_path(url: str | None) -> str:
     """The path and query of a URL of this site, for a "try again" link; the queue for anything else."""
-    parts = urlsplit(url or "")
-    if parts.netloc and parts.netloc != request.host:
-        return url_for("queue.index")
-    path = parts.path if parts.path.startswith("/") and not parts.path.startswith("//") else url_for("queue.index")
-    return path + (f"?{parts.query}" if parts.query else "")
+    return local_target(url, host=request.host) or url_for("queue.index")
 
 
 def respond(fault: Fault, error_id: str | None = None):
@@ -122,7 +118,7 @@ def respond(fault: Fault, error_id: str | None = None):
                                    target_id=target if SAFE_ID.fullmatch(target) else "fault",
                                    again_url=same_site_path(request.headers.get("HX-Current-URL")))
     else:
-        again = request.full_path.rstrip("?") if request.method == "GET" else same_site_path(request.referrer)
+        again = same_site_path(request.full_path.rstrip("?") if request.method == "GET" else request.referrer)
         response = render_template("errors/fault.html", fault=fault, error_id=error_id, request_id=request_id,
                                    target_id="fault", again_url=again)
     response = current_app.make_response((response, fault.status))

@@ -63,6 +63,15 @@ def set_security_headers(response):
     return response
 
 
+def sign_in_refused(retry_after: int):
+    """The sign-in page's 429: too many attempts on this account; Retry-After says when to try again."""
+    message = "Too many sign-in attempts. Wait a few minutes, then try again."
+    response = current_app.make_response(
+        (render_template("auth/login.html", email="", rate_limited=message), 429))
+    response.headers["Retry-After"] = str(retry_after)
+    return response
+
+
 def too_many_requests(exc: RateLimitExceeded):
     """429 with a page that says what happened, and Retry-After: when the window that was hit resets."""
     from lhb_review.web.errors import json_error, wants_json
