@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from lhb_review.pipeline.orders import PLATFORMS
 from lhb_review.core.stages import STAGE_NAMES, StageStatus
+from lhb_review.review.checks.results import CHECK_IDS, OUTCOMES
 
 NULLABLE_STRING = {"type": ["string", "null"]}
 NULLABLE_DATETIME = {"type": ["string", "null"], "format": "date-time"}
@@ -138,6 +139,30 @@ ORDER_INPUT = {
     },
 }
 
+CHECK_RESULT = {
+    "type": "object",
+    "required": ["check", "outcome", "message", "asset", "page"],
+    "properties": {
+        "check": {"type": "string", "enum": list(CHECK_IDS), "description": "A stable check id (see the README)."},
+        "outcome": {"type": "string", "enum": list(OUTCOMES),
+                    "description": "error: the check itself could not run on the file."},
+        "message": {"type": "string"},
+        "asset": {**NULLABLE_STRING, "description": "The asset key the result concerns."},
+        "page": {"type": ["integer", "null"], "minimum": 1, "description": "The PDF page it concerns."},
+    },
+}
+
+CHECKS = {
+    "type": "object",
+    "description": "The machine checks of the stage's current files: pending until a worker has run them, "
+    "then done with every result, failures first.",
+    "required": ["state", "results"],
+    "properties": {
+        "state": {"type": "string", "enum": ["pending", "done"]},
+        "results": {"type": "array", "items": {"$ref": "#/components/schemas/CheckResult"}},
+    },
+}
+
 STAGE_VIEW = {
     "type": "object",
     "required": [
@@ -173,6 +198,7 @@ STAGE_VIEW = {
         "submitted_at": NULLABLE_DATETIME,
         "updated_at": NULLABLE_DATETIME,
         "assets": {"type": "array", "items": {"type": "object"}},
+        "checks": {**CHECKS, "description": CHECKS["description"] + " Given by the single-stage answers."},
         "platform": NULLABLE_STRING,
         "project": NULLABLE_STRING,
     },
@@ -244,6 +270,7 @@ WEBHOOK_EVENT = {
         "notes": NULLABLE_STRING,
         "reasons": {"type": "array"},
         "reviewed_at": NULLABLE_DATETIME,
+        "checks": {"oneOf": [{"$ref": "#/components/schemas/Checks"}, {"type": "null"}]},
         "details": {
             "type": "object",
             "description": "status_before; for approval_voided the reason and the previous decision.",
@@ -388,7 +415,10 @@ def build_spec() -> dict:
                     "summary": "The seed's approveStage, through the reviewers' decision rules",
                     "description": (
                         "Audited with the token's name as reviewer. Repeating it for a stage this token "
-                        "approved answers 200 with result already_approved and writes nothing."
+                        "approved answers 200 with result already_approved and writes nothing. When machine "
+                        "checks fail on the stage, notes saying why are required: without them the answer is "
+                        "422 with code checks_failing (details.failing lists the check ids); with them the "
+                        "approval's audit row lists the overridden check ids."
                     ),
                     "requestBody": {
                         "required": False,
@@ -518,6 +548,8 @@ def build_spec() -> dict:
                     },
                 },
                 "Stage": STAGE_VIEW,
+                "Checks": CHECKS,
+                "CheckResult": CHECK_RESULT,
                 "StageResult": {
                     "type": "object",
                     "required": ["result", "stage"],

@@ -15,6 +15,7 @@ from lhb_review.extensions import db
 from lhb_review.models import Approval, ApprovalFingerprint, AuditLog, Order, ReviewStage
 from lhb_review.models.core import stage_assets
 from lhb_review.review import decisions, outbox, submissions
+from lhb_review.review.checks import stage_checks
 from lhb_review.pipeline import orders
 from lhb_review.review.approvals import stage_statuses, status_answer
 from lhb_review.core.errors import AlreadyDecided, Invalid, NotFound
@@ -190,7 +191,7 @@ def stage_json(order_id: str, stage: str) -> dict:
     found = db.session.execute(STAGE_STATUS, {"order_id": order_id, "stage": stage}).one()
     if found.order_key is None and found.id is None and found.approval_status is None:
         raise NotFound(f"There is no order {order_id}.", order_id=order_id)
-    return stage_view(
+    answer = stage_view(
         found if found.id is not None else None,
         order_id,
         stage,
@@ -198,6 +199,8 @@ def stage_json(order_id: str, stage: str) -> dict:
         status_answer(found.approval_status, found.approved_fingerprint, found.assets),
         found.last_decision,
     )
+    answer["checks"] = stage_checks(order_id, stage)
+    return answer
 
 
 @bp.put("/orders/<order_id>")

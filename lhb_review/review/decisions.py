@@ -14,6 +14,7 @@ from lhb_review.core import audit
 from lhb_review.review import history, outbox
 from lhb_review.core.actors import Actor
 from lhb_review.review.approvals import upsert_approval
+from lhb_review.review.checks import require_override
 from lhb_review.core.errors import AlreadyDecided, Conflict, Forbidden, Invalid, NotFound, StageOutOfOrder
 from lhb_review.core.tx import transaction
 
@@ -119,10 +120,12 @@ def approve(
             )
         seen = history.before_decision(actor, row, expected_fingerprint=fingerprint)
         check_earlier_stages_approved(order_id, parsed)
+        overridden = require_override(order_id, parsed.value, notes)
         _set_decision(row, StageStatus.APPROVED, actor, notes)
         upsert_approval(order_id, parsed, status="approved", reviewer=actor.email, notes=notes, assets=seen.assets)
         decision = history.record_decision(actor, row, seen, notes=notes)
-        _audit(actor, "stage_approved", row, before, notes, **history.audit_details(decision))
+        _audit(actor, "stage_approved", row, before, notes, **history.audit_details(decision),
+               overridden_checks=overridden)
         outbox.enqueue(row.order_id, row.stage_name, "stage_approved", {"status_before": before},
                        known=_known(seen, actor, "approved", StageStatus.APPROVED, notes, []))
     return row

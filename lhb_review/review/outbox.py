@@ -17,6 +17,7 @@ from sqlalchemy import select
 from lhb_review.extensions import db
 from lhb_review.models import AuditLog, Order, ReviewStage, WebhookDelivery
 from lhb_review.review.approvals import stage_statuses
+from lhb_review.review.checks import stage_checks
 
 MAX_WEBHOOKS = 10
 MAX_URL = 2000
@@ -177,6 +178,7 @@ def enqueue(
         "stage": stage,
         "occurred_at": isoformat(occurred_at),
         **snapshot,
+        "checks": stage_checks(order_id, stage) if stage else None,
         "details": payload or {},
     }
     rows = [

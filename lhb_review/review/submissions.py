@@ -20,6 +20,7 @@ from lhb_review.core import audit
 from lhb_review.review import claims, fingerprints, outbox
 from lhb_review.core.actors import Actor
 from lhb_review.review.approvals import upsert_approval
+from lhb_review.review.checks import enqueue_checks
 from lhb_review.core.errors import Invalid, NotFound
 from lhb_review.core.tx import transaction
 
@@ -216,4 +217,5 @@ def submit(actor: Actor, order_id: str, stage: str, assets: Any) -> Submission:
                 "assets_after": new_assets,
             },
         )
+        enqueue_checks(order_id, parsed.value)
     return Submission(row, result)

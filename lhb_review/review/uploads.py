@@ -26,6 +26,7 @@ from lhb_review.core.actors import Actor
 from lhb_review.core.clock import db_now
 from lhb_review.core.errors import DomainError, Invalid, NotFound
 from lhb_review.review.submissions import void_approval
+from lhb_review.review.checks import enqueue_checks
 from lhb_review.core.tx import transaction
 
 log = logging.getLogger(__name__)
@@ -258,5 +259,6 @@ def replace_asset(
             row.status = StageStatus.PENDING.value
             row.reviewed_at = None
             row.reviewer_email = None
+        enqueue_checks(order_id, parsed.value, reason="replaced")
         after = row.status
     return Replacement(order_id, parsed.value, asset_key, new_key, voided, before, after)

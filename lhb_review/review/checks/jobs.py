@@ -16,11 +16,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import and_, func, select, tuple_, update
+from sqlalchemy.dialects.postgresql import distinct_on
 
 from lhb_review.core.storage import Storage, StorageError, get_storage
 from lhb_review.core.tx import transaction
 from lhb_review.extensions import db
-from lhb_review.models import CheckRun, Order
+from lhb_review.models import CheckRun, Order, ReviewStage
 from lhb_review.models.core import stage_assets
 from lhb_review.review.checks.engine import check_stage_set, file_present
 from lhb_review.review.checks.isolated import Limits, run_isolated
@@ -81,8 +82,6 @@ def enqueue_checks(order_id: str, stage: str, *, reason: str = "submitted", forc
 
 def rerun(order_id: str, stage: str | None = None) -> list[CheckRun]:
     """Queue fresh runs of the order's stages (or one), making their current results stale. One transaction."""
-    from lhb_review.models import ReviewStage
-
     with transaction():
         query = select(ReviewStage.stage_name).where(ReviewStage.order_id == order_id)
         if stage:
@@ -220,7 +219,7 @@ def current_runs(pairs: list[tuple[str, str]]) -> dict[tuple[str, str], Any]:
         select(CheckRun.order_id, CheckRun.stage, CheckRun.state, CheckRun.results, CheckRun.failing)
         .where(tuple_(CheckRun.order_id, CheckRun.stage).in_(pairs), CheckRun.stale_at.is_(None))
         .order_by(CheckRun.order_id, CheckRun.stage, CheckRun.enqueued_at.desc(), CheckRun.id.desc())
-        .distinct(CheckRun.order_id, CheckRun.stage)
+        .ext(distinct_on(CheckRun.order_id, CheckRun.stage))
     ).all()
     return {(r.order_id, r.stage): r for r in rows}
 
