@@ -16,6 +16,7 @@ from lhb_review.core.stages import DECIDED, STAGE_NAMES, Stage, StageStatus
 from lhb_review.core.storage import InvalidKey, get_storage
 from lhb_review.models import Order, ReviewStage
 from lhb_review.review import claims, fingerprints, history, pdf_pages, queries
+from lhb_review.review.checks import stage_checks
 from lhb_review.review.undoing import undoable
 from lhb_review.review.reasons import REASONS
 from lhb_review.views import queue, ui
@@ -183,6 +184,37 @@ def content_hash(asset: dict) -> str:
     return value if re.fullmatch(r"[0-9a-f]{64}", value) else hashlib.sha256(asset["key"].encode()).hexdigest()
 
 
+# --- machine checks ------------------------------------------------------------------------------------
+
+FIRST_WAIT, MAX_WAIT = 2, 30  # seconds between polls of pending checks: doubling up to the cap
+
+
+def checks_context(order_id: str, stage: str, wait: int = FIRST_WAIT) -> dict:
+    """The checks panel: the stage's current checks with a link for each result, outcome counts, and how long
+    to wait before asking again while they are pending."""
+    found = stage_checks(order_id, stage)
+    results = []
+    for result in found["results"]:
+        link = url_for("assets.file", key=result["asset"]) if result.get("asset") else None
+        if link and result.get("page"):
+            link += f"#page={result['page']}"
+        results.append({**result, "link": link})
+    counts = {outcome: sum(1 for r in results if r["outcome"] == outcome) for outcome in ("fail", "error", "warn", "pass")}
+    wait = min(max(wait, FIRST_WAIT), MAX_WAIT)
+    return {"order_id": order_id, "stage": stage, "state": found["state"], "results": results, "counts": counts,
+            "wait": wait, "next_wait": min(wait * 2, MAX_WAIT)}
+
+
+@bp.get("/orders/<order_id>/stages/<stage>/checks")
+@login_required
+def checks_panel(order_id: str, stage: str):
+    """The checks panel as it is now: polled while the checks run."""
+    load(order_id, stage)
+    wait = request.args.get("wait", "")
+    return render_template("review/_checks.html", checks_ctx=checks_context(
+        order_id, stage, int(wait) if wait.isdigit() and len(wait) < 4 else FIRST_WAIT))
+
+
 # --- the page ------------------------------------------------------------------------------------------
 
 @bp.get("/orders/<order_id>/stages/<stage>")
@@ -190,7 +222,8 @@ def content_hash(asset: dict) -> str:
 def stage(order_id: str, stage: str):
     found, row = load(order_id, stage)
     return render_template("review/stage.html", **panel_context(found, row, auto_claim=True),
-                           history=queries.stage_history(order_id, stage), recent_undo=recent_undo())
+                           history=queries.stage_history(order_id, stage), recent_undo=recent_undo(),
+                           checks_ctx=checks_context(order_id, stage))
 
 
 @bp.get("/orders/<order_id>/stages/<stage>/panel")
