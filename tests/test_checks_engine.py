@@ -212,9 +212,9 @@ def test_results_list_failures_first():
 
 
 def test_isolated_checks_survive_a_file_that_overruns_the_memory_limit_and_check_the_rest():
-    huge, small = png(6000, 6000, "RGBA"), png(1200, 1200)  # 144 MB once decoded; the child may use 180 MB
+    huge, small = png(6000, 6000, "RGBA"), png(1200, 1200)  # 144 MB once decoded; the child may use 100 MB
     files = [(asset("k/huge.png", huge, "image/png"), huge), (asset("k/small.png", small, "image/png"), small)]
-    results = run_isolated("preBria", files, SPECS, SETTINGS, Limits(seconds=60, memory_mb=180))
+    results = run_isolated("preBria", files, SPECS, SETTINGS, Limits(seconds=60, memory_mb=100))
     by_file = {key: {(r.check, r.outcome) for r in results if r.asset == key} for key in ("k/huge.png", "k/small.png")}
     assert by_file["k/huge.png"] == {("file.decodes", "error")}
     assert by_file["k/small.png"] == {("file.decodes", "pass"), ("image.resolution", "pass")}
@@ -225,6 +225,6 @@ def test_isolated_checks_survive_a_file_that_overruns_the_memory_limit_and_check
 def test_a_check_process_that_cannot_even_start_records_errors_not_a_crash():
     data = png(20, 20)
     results = run_isolated("preBria", [(asset("k/a.png", data, "image/png"), data)], SPECS, SETTINGS,
-                           Limits(seconds=10, memory_mb=40))
+                           Limits(seconds=10, memory_mb=8))
     assert [(r.check, r.outcome, r.asset) for r in results] == [("file.decodes", "error", "k/a.png")]
     assert "memory" in results[0].message

@@ -173,8 +173,8 @@ def test_a_hostile_file_and_a_crashing_check_process_are_recorded_as_errors_and_
     order = make_order(r2_assets={}, **SPECS)
     submissions.submit(PIPELINE, order.order_id, "preBria",
                        [stored(order.order_id, "preBria", "front.png", png(1100, 1100), "image/png")])
-    # 40 MB: the check process cannot even start; the worker records why and lives on.
-    assert jobs.run_worker(settings(app, seconds=10, memory_mb=40), once=True) == 1
+    # 8 MB: the check process cannot even start; the worker records why and lives on.
+    assert jobs.run_worker(settings(app, seconds=10, memory_mb=8), once=True) == 1
     [run] = runs(order.order_id, "preBria")
     assert run.state == "done" and "file.decodes" in run.failing
     [bad] = [r for r in run.results if r["outcome"] == "error"]

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from lhb_review.review.checks.results import ERROR, Result
+
+CHILD = Path(__file__).resolve().parent / "child.py"
 from lhb_review.review.checks.settings import CheckSettings, Specs
 
 
@@ -97,7 +99,7 @@ def _one_child(stage: str, entries: list[dict], specs: Specs, settings: CheckSet
     (results so far, (key being checked, why it stopped, whether any file was started))."""
     job = json.dumps({"stage": stage, "specs": specs.as_dict(), "settings": settings.as_dict(), "files": entries})
     proc = subprocess.Popen(
-        [sys.executable, "-m", "lhb_review.review.checks.child"],
+        [sys.executable, "-I", str(CHILD)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
         preexec_fn=_limit(limits), close_fds=True,
     )
