@@ -250,3 +250,21 @@ def test_enqueue_checks_without_force_does_not_duplicate_the_current_run(app):
     assert enqueue_checks(order.order_id, "preBria") is None
     db.session.rollback()
     assert len(runs(order.order_id, "preBria")) == 1
+
+
+def test_the_queue_marks_each_stage_with_its_checks_and_filters_on_failing_ones(app):
+    from lhb_review.review import queries
+    failing = approved_stage_with_failing_checks(app)
+    passing = make_order(r2_assets={}, **SPECS)
+    submissions.submit(PIPELINE, passing.order_id, "preBria",
+                       [stored(passing.order_id, "preBria", "front.png", png(1200, 1200), "image/png")])
+    jobs.run_worker(settings(app), once=True)
+    waiting = make_order(r2_assets={}, **SPECS)
+    submissions.submit(PIPELINE, waiting.order_id, "preBria",
+                       [stored(waiting.order_id, "preBria", "front.png", png(1200, 1200), "image/png")])
+    marks = {r.order_id: r.checks for r in queries.queue_page(queries.parse_queue_filter({})).rows}
+    assert (marks[failing.order_id], marks[passing.order_id], marks[waiting.order_id]) == ("failing", "pass", "pending")
+    only = queries.queue_page(queries.parse_queue_filter({"checks": "failing"})).rows
+    assert [r.order_id for r in only] == [failing.order_id]
+    with pytest.raises(queries.BadQuery):
+        queries.parse_queue_filter({"checks": "maybe"})

@@ -45,8 +45,8 @@ class CheckRun(db.Model):
             ["review_stages.order_id", "review_stages.stage_name"],
             ondelete="CASCADE",
         ),
-        # The stage's current run: the newest one that is not stale.
-        Index("ix_check_runs_current", "order_id", "stage", "enqueued_at", postgresql_where=text("stale_at IS NULL")),
+        # A stage has at most one current run: the one that is not stale.
+        Index("ux_check_runs_current", "order_id", "stage", unique=True, postgresql_where=text("stale_at IS NULL")),
         # What workers claim: live runs not yet done.
         Index("ix_check_runs_due", "enqueued_at", postgresql_where=text("state <> 'done' AND stale_at IS NULL")),
     )

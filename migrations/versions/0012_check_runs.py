@@ -39,7 +39,7 @@ def upgrade():
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_check_runs")),
     )
-    op.create_index("ix_check_runs_current", "check_runs", ["order_id", "stage", "enqueued_at"],
+    op.create_index("ux_check_runs_current", "check_runs", ["order_id", "stage"], unique=True,
                     postgresql_where=sa.text("stale_at IS NULL"))
     op.create_index("ix_check_runs_due", "check_runs", ["enqueued_at"],
                     postgresql_where=sa.text("state <> 'done' AND stale_at IS NULL"))
@@ -47,6 +47,6 @@ def upgrade():
 
 def downgrade():
     op.drop_index("ix_check_runs_due", table_name="check_runs")
-    op.drop_index("ix_check_runs_current", table_name="check_runs")
+    op.drop_index("ux_check_runs_current", table_name="check_runs")
     op.drop_table("check_runs")
 

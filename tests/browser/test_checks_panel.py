@@ -58,3 +58,21 @@ def test_a_stage_whose_checks_all_pass_says_so(app, page, browser_login, screens
     assert f"All {4 * 2} checks pass" in summary.inner_text()
     assert page.locator("#checks-panel .check-fail").count() == 0
     screenshot(page, "checks-panel-passing")
+
+
+def test_the_queue_marks_stages_with_failing_checks_and_filters_on_them(app, page, browser_login, screenshot):
+    failing = make_order(r2_assets={}, **SPECS)
+    submitted(failing.order_id, (640, 640))
+    passing = make_order(r2_assets={}, **SPECS)
+    submitted(passing.order_id, (1400, 1400))
+    work(app)
+    browser_login(page, make_user())
+    page.goto("/queue")
+    marked = page.locator("[data-queue-row]", has=page.locator("[data-checks=failing]"))
+    assert marked.count() == 1 and failing.order_id in marked.inner_text()
+    with page.expect_response(lambda r: "/queue" in r.url and "checks=failing" in r.url):
+        page.select_option("select[name=checks]", "failing")
+    page.wait_for_function("document.querySelectorAll('[data-queue-row]').length === 1")
+    rows = page.locator("[data-queue-row]")
+    assert failing.order_id in rows.first.inner_text() and passing.order_id not in page.locator("#queue-rows").inner_text()
+    screenshot(page, "checks-queue-filter")

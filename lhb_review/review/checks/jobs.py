@@ -15,8 +15,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, func, select, tuple_, update
-from sqlalchemy.dialects.postgresql import distinct_on
+from sqlalchemy import and_, case, func, select, tuple_, update
 
 from lhb_review.core.storage import Storage, StorageError, get_storage
 from lhb_review.core.tx import transaction
@@ -62,9 +61,10 @@ def worker_name() -> str:
 def enqueue_checks(order_id: str, stage: str, *, reason: str = "submitted", force: bool = False) -> CheckRun | None:
     """Queue the checks of the stage's assets as they are now, inside the caller's transaction.
 
-    Earlier runs of the stage whose fingerprint differs become stale. When the current run already covers
-    these assets nothing is queued (unless ``force``, as ``flask checks rerun`` asks), so calling this on
-    every path that may change assets is safe. Returns the new run, or None. The stage row must exist.
+    The current run becomes stale when its fingerprint differs (or with ``force``, as ``flask checks rerun``
+    asks); when it already covers these assets nothing is queued, so calling this on every path that may
+    change assets is safe. Returns the new run, or None. The stage row must exist, and the caller should
+    hold the order's row lock (submissions and replacements do), since a stage has one current run.
     """
     db.session.flush()
     assets = db.session.scalar(select(Order.r2_assets[stage]).where(Order.order_id == order_id))
@@ -83,6 +83,8 @@ def enqueue_checks(order_id: str, stage: str, *, reason: str = "submitted", forc
 def rerun(order_id: str, stage: str | None = None) -> list[CheckRun]:
     """Queue fresh runs of the order's stages (or one), making their current results stale. One transaction."""
     with transaction():
+        # The order row lock serialises this with submissions, which also replace the current run.
+        db.session.execute(select(Order.id).where(Order.order_id == order_id).with_for_update())
         query = select(ReviewStage.stage_name).where(ReviewStage.order_id == order_id)
         if stage:
             query = query.where(ReviewStage.stage_name == stage)
@@ -212,14 +214,12 @@ def run_worker(settings: WorkerSettings, *, once: bool = False, worker: str | No
 
 
 def current_runs(pairs: list[tuple[str, str]]) -> dict[tuple[str, str], Any]:
-    """The newest live run of each (order_id, stage), in one statement: state, results and failing ids."""
+    """The current (not stale) run of each (order_id, stage), in one statement: state, results, failing ids."""
     if not pairs:
         return {}
     rows = db.session.execute(
         select(CheckRun.order_id, CheckRun.stage, CheckRun.state, CheckRun.results, CheckRun.failing)
         .where(tuple_(CheckRun.order_id, CheckRun.stage).in_(pairs), CheckRun.stale_at.is_(None))
-        .order_by(CheckRun.order_id, CheckRun.stage, CheckRun.enqueued_at.desc(), CheckRun.id.desc())
-        .ext(distinct_on(CheckRun.order_id, CheckRun.stage))
     ).all()
     return {(r.order_id, r.stage): r for r in rows}
 
@@ -240,3 +240,14 @@ def failing_checks(order_id: str, stage: str) -> list[str]:
     """The ids of the stage's current checks that failed or could not run ([] while they are pending)."""
     run = current_runs([(order_id, stage)]).get((order_id, stage))
     return list(run.failing) if run is not None and run.state == DONE else []
+
+
+def check_state_of(order_id_column, stage_column):
+    """A correlated scalar: 'pending', 'failing' or 'pass' for the stage's current run, NULL without one.
+    The queue selects it per row in its one statement (the current-run index answers it)."""
+    return (
+        select(case((CheckRun.state != DONE, PENDING),
+                    (func.jsonb_array_length(CheckRun.failing) > 0, "failing"), else_="pass"))
+        .where(CheckRun.order_id == order_id_column, CheckRun.stage == stage_column, CheckRun.stale_at.is_(None))
+        .scalar_subquery()  # one row at most: ux_check_runs_current
+    )
