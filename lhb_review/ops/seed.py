@@ -12,6 +12,7 @@ from lhb_review.ops.demo_assets import make_order_assets
 from lhb_review.extensions import db
 from lhb_review.models import Approval, ApprovalFingerprint, AuditLog, Order, ReviewStage, StageDecision
 from lhb_review.core.stages import STAGE_ORDER
+from lhb_review.review.checks import enqueue_checks
 
 FIRST = ["Ava", "Noah", "Mia", "Liam", "Zara", "Omar", "Isla", "Mateo", "Priya", "Kenji", "Chloe", "Leo",
          "Amara", "Finn", "Sofia", "Ezra", "Nia", "Hugo", "Lena", "Ravi"]
@@ -133,6 +134,7 @@ def _create_order(n: int, order_id: str, asset_root: Path, now: datetime) -> Non
             reviewer_email=reviewer if status != "pending" else None,
             reviewer_notes=notes,
         ))
+        enqueue_checks(order_id, stage.value, reason="seeded")  # `flask checks run` then checks the demo files
         db.session.add(AuditLog(order_id=order_id, action="stage_submitted", stage=stage.value,
                                 reviewer_email=PIPELINE, details={"assets": len(assets[stage.value])},
                                 created_at=t))
