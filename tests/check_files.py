@@ -67,7 +67,7 @@ def book_pdf(
     embed_fonts: bool = True,
     catalog_extra: bytes = b"",
     page_extra: bytes = b"",
-    extra: "callable | None" = None,
+    extra: callable | None = None,
 ) -> bytes:
     """A picture-book print PDF: every page full-bleed with one image placed over trim plus bleed, and text.
 

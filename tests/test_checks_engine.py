@@ -118,8 +118,9 @@ def test_active_content_is_found_in_the_parsed_objects_even_when_its_names_are_e
 def test_an_escaped_name_is_not_in_the_bytes_but_is_found_all_the_same():
     data = book_pdf(catalog_extra=b"/OpenAction << /S /JavaS#63ript /JS (x) >>")
     assert b"/JavaScript" not in data
-    from pypdf import PdfReader
     import io
+
+    from pypdf import PdfReader
     assert [f.what for f in find_active_content(PdfReader(io.BytesIO(data)))] == ["JavaScript", "a JavaScript action"]
 
 
@@ -137,8 +138,9 @@ def test_a_decompression_bomb_gives_an_error_and_the_other_checks_still_answer()
 
 
 def test_an_encrypted_pdf_fails_the_encryption_check():
-    from pypdf import PdfReader, PdfWriter
     import io
+
+    from pypdf import PdfReader, PdfWriter
     writer = PdfWriter(clone_from=PdfReader(io.BytesIO(book_pdf())))
     writer.encrypt(user_password="", owner_password="owner-secret", algorithm="RC4-128")
     out = io.BytesIO()
@@ -174,6 +176,7 @@ def test_a_missing_file_and_a_changed_file_fail_exists_and_sha256():
 ])
 def test_character_views_need_the_pixels_and_colour_mode(size, mode, outcomes_wanted):
     import io
+
     from PIL import Image
     out = io.BytesIO()
     Image.new(mode, size).save(out, format="JPEG" if mode == "CMYK" else "PNG")

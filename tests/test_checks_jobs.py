@@ -8,14 +8,14 @@ import pytest
 from sqlalchemy import create_engine, select, text, update
 
 from lhb_review.core.actors import Actor
+from lhb_review.core.errors import Invalid
 from lhb_review.core.storage import get_storage
 from lhb_review.extensions import db
 from lhb_review.models import AuditLog, CheckRun, ReviewStage
 from lhb_review.review import decisions, submissions
 from lhb_review.review.checks import ChecksFailing, enqueue_checks, failing_checks, jobs, rerun, stage_checks
 from lhb_review.review.checks.isolated import Limits
-from lhb_review.core.errors import Invalid
-from tests.check_files import asset, book_pdf, png
+from tests.check_files import asset, png
 from tests.factories import make_order
 
 PIPELINE = Actor(email="pipeline-prod", kind="token")

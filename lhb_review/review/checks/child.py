@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import resource
 import sys
 import types
 from pathlib import Path
@@ -29,7 +30,16 @@ def load_engine():
     return importlib.import_module("lhb_review.review.checks.engine")
 
 
+def limit(memory_mb: int, cpu_seconds: int) -> None:
+    """Cap this process's address space and CPU time, before any file is read."""
+    memory = memory_mb * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 1))
+
+
 def main() -> int:
+    if len(sys.argv) == 3:
+        limit(int(sys.argv[1]), int(sys.argv[2]))
     engine = load_engine()
     settings_module = sys.modules["lhb_review.review.checks.settings"]
     job = json.load(sys.stdin)

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import selectors
 import subprocess
 import sys
@@ -23,16 +22,6 @@ from lhb_review.review.checks.settings import CheckSettings, Specs
 class Limits:
     seconds: float = 60.0  # per file
     memory_mb: int = 768
-
-
-def _limit(limits: Limits):
-    def apply() -> None:  # runs in the child between fork and exec
-        memory = limits.memory_mb * 1024 * 1024
-        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-        cpu = int(limits.seconds) + 1
-        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
-        os.setpgrp()
-    return apply
 
 
 def _stopped(key: str | None, why: str) -> Result:
@@ -99,9 +88,10 @@ def _one_child(stage: str, entries: list[dict], specs: Specs, settings: CheckSet
     (results so far, (key being checked, why it stopped, whether any file was started))."""
     job = json.dumps({"stage": stage, "specs": specs.as_dict(), "settings": settings.as_dict(), "files": entries})
     proc = subprocess.Popen(
-        [sys.executable, "-I", str(CHILD)],
+        # The child limits itself before it reads anything (no preexec_fn: unsafe in a threaded parent).
+        [sys.executable, "-I", str(CHILD), str(limits.memory_mb), str(int(limits.seconds) + 1)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-        preexec_fn=_limit(limits), close_fds=True,
+        start_new_session=True, close_fds=True,
     )
     results: list[Result] = []
     current: str | None = None

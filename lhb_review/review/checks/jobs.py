@@ -42,7 +42,7 @@ class WorkerSettings:
     max_bytes: int = 20 * 1024 * 1024
 
     @classmethod
-    def from_config(cls, config: Any) -> "WorkerSettings":
+    def from_config(cls, config: Any) -> WorkerSettings:
         return cls(
             checks=CheckSettings.from_config(config),
             limits=Limits(seconds=float(config.get("CHECK_TIME_LIMIT_SECONDS", 60)),
@@ -188,7 +188,7 @@ def work_one(run: Claimed, worker: str, settings: WorkerSettings, storage: Stora
                                                                 "worker stopped each time.")], "too many attempts")
     try:
         results = check_run(run, settings, storage or get_storage())
-    except Exception as exc:  # noqa: BLE001 - the worker lives on; the run says what went wrong
+    except Exception as exc:
         db.session.rollback()
         log.exception("Checking %s %s failed", run.order_id, run.stage)
         return finish(run, worker, [Result("checks.run", ERROR, f"The checks could not run ({type(exc).__name__}); "

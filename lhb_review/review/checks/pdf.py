@@ -5,10 +5,10 @@ import io
 import math
 import re
 import unicodedata
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 from pypdf import PdfReader
-from pypdf.generic import ArrayObject, ContentStream, DictionaryObject, IndirectObject, NameObject
+from pypdf.generic import ArrayObject, ContentStream, DictionaryObject, IndirectObject
 
 from lhb_review.review.checks.active_content import find_active_content
 from lhb_review.review.checks.results import ERROR, FAIL, PASS, WARN, Result

@@ -49,7 +49,7 @@ class Result:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, value: dict) -> "Result":
+    def from_dict(cls, value: dict) -> Result:
         return cls(value["check"], value["outcome"], value["message"], value.get("asset"), value.get("page"))
 
 

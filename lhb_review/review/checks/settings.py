@@ -53,7 +53,7 @@ class CheckSettings:
     max_objects: int = 200_000
 
     @classmethod
-    def from_config(cls, config: Any) -> "CheckSettings":
+    def from_config(cls, config: Any) -> CheckSettings:
         aspect = config.get("CHECK_ASPECT_RATIO")
         return cls(
             min_image_px=int(config.get("CHECK_MIN_IMAGE_PX", cls.min_image_px)),
@@ -72,7 +72,7 @@ class CheckSettings:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
 
     @classmethod
-    def from_dict(cls, value: dict) -> "CheckSettings":
+    def from_dict(cls, value: dict) -> CheckSettings:
         known = {k: v for k, v in value.items() if k in cls.__dataclass_fields__}
         if "color_modes" in known:
             known["color_modes"] = tuple(known["color_modes"])
@@ -90,7 +90,7 @@ class Specs:
     dedication: str | None = None
 
     @classmethod
-    def from_order(cls, character_specs: Any, book_specs: Any) -> "Specs":
+    def from_order(cls, character_specs: Any, book_specs: Any) -> Specs:
         character = character_specs if isinstance(character_specs, dict) else {}
         book = book_specs if isinstance(book_specs, dict) else {}
         pages = book.get("pages")
