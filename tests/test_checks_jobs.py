@@ -268,3 +268,19 @@ def test_the_queue_marks_each_stage_with_its_checks_and_filters_on_failing_ones(
     assert [r.order_id for r in only] == [failing.order_id]
     with pytest.raises(queries.BadQuery):
         queries.parse_queue_filter({"checks": "maybe"})
+
+
+def test_a_replacement_upload_queues_checks_of_the_new_file_and_makes_the_old_results_stale(app):
+    from lhb_review.review import replace_asset
+    order = make_order(r2_assets={}, **SPECS)
+    submissions.submit(PIPELINE, order.order_id, "preBria",
+                       [stored(order.order_id, "preBria", "front.png", png(600, 600), "image/png")])
+    jobs.run_worker(settings(app), once=True)
+    assert failing_checks(order.order_id, "preBria") == ["image.resolution"]
+    replace_asset(REVIEWER, order.order_id, "preBria", f"orders/{order.order_id}/preBria/front.png",
+                  png(1300, 1300), filename="bigger.png")
+    old, new = runs(order.order_id, "preBria")
+    assert (old.stale_at is not None, new.state, new.reason) == (True, "pending", "replaced")
+    jobs.run_worker(settings(app), once=True)
+    assert stage_checks(order.order_id, "preBria")["state"] == "done"
+    assert failing_checks(order.order_id, "preBria") == []
