@@ -284,3 +284,17 @@ def test_a_replacement_upload_queues_checks_of_the_new_file_and_makes_the_old_re
     jobs.run_worker(settings(app), once=True)
     assert stage_checks(order.order_id, "preBria")["state"] == "done"
     assert failing_checks(order.order_id, "preBria") == []
+
+
+def test_the_commands_rerun_and_work_the_checks_and_refuse_unknown_orders_and_stages(app, runner):
+    order = make_order(r2_assets={}, **SPECS)
+    submissions.submit(PIPELINE, order.order_id, "preBria",
+                       [stored(order.order_id, "preBria", "front.png", png(1200, 1200), "image/png")])
+    done = runner.invoke(args=["checks", "run", "--once"])
+    assert done.exit_code == 0 and "1 check runs done" in done.output
+    again = runner.invoke(args=["checks", "rerun", order.order_id, "preBria"])
+    assert again.exit_code == 0 and "Queued 1 check runs" in again.output
+    assert stage_checks(order.order_id, "preBria")["state"] == "pending"
+    assert runner.invoke(args=["checks", "rerun", "NO-SUCH-ORDER"]).exit_code == 1
+    unknown = runner.invoke(args=["checks", "rerun", order.order_id, "cover"])
+    assert unknown.exit_code == 1 and "cover" in unknown.output
