@@ -298,3 +298,23 @@ def test_the_commands_rerun_and_work_the_checks_and_refuse_unknown_orders_and_st
     assert runner.invoke(args=["checks", "rerun", "NO-SUCH-ORDER"]).exit_code == 1
     unknown = runner.invoke(args=["checks", "rerun", order.order_id, "cover"])
     assert unknown.exit_code == 1 and "cover" in unknown.output
+
+
+@pytest.mark.parametrize("htmx", [False, True])
+def test_the_stage_page_refuses_an_approval_over_failing_checks_without_notes_and_says_why(app, login_as, htmx):
+    from tests.factories import make_user
+    order = approved_stage_with_failing_checks(app)
+    browser = login_as(make_user())
+    page = f"/orders/{order.order_id}/stages/preBria"
+    browser.refresh_csrf(page)
+    refused = browser.post(f"{page}/approve", {"notes": ""}, htmx=htmx)
+    body = refused.get_data(as_text=True)
+    assert refused.status_code == 422 and "say in the notes why it is approved anyway" in body
+    assert ("checks-panel" in body) is not htmx  # the whole page (with its checks panel) or just the decision panel
+    db.session.expire_all()
+    assert db.session.scalar(select(ReviewStage.status).where(ReviewStage.order_id == order.order_id)) != "approved"
+    browser.refresh_csrf(page)
+    approved = browser.post(f"{page}/approve", {"notes": "Only photo the customer has."}, htmx=htmx)
+    assert approved.status_code == (200 if htmx else 303)
+    db.session.expire_all()
+    assert db.session.scalar(select(ReviewStage.status).where(ReviewStage.order_id == order.order_id)) == "approved"

@@ -292,8 +292,8 @@ def decide(order_id: str, stage: str, action: str, service: Callable[..., object
                                 notes=notes, failed_action=action, kept=kept)
         if wants_fragment():
             return render_template("review/_decision.html", **context), exc.status
-        return render_template("review/stage.html", **context,
-                               history=queries.stage_history(order_id, stage)), exc.status
+        return render_template("review/stage.html", **context, history=queries.stage_history(order_id, stage),
+                               checks_ctx=checks_context(order_id, stage)), exc.status
     if request.form.get("next"):
         session[RECENT_KEY] = [order_id, stage]  # the next page offers to undo this decision
         return go_to(next_url(order_id, stage) or url_for("review.go_next", order_id=order_id, stage=stage))
