@@ -184,6 +184,7 @@ def build_config(env: dict | None = None) -> dict:
         "SQLALCHEMY_TRACK_MODIFICATIONS": False,
         **pipeline_settings(env),
         **review_flow_settings(env),
+        **check_settings(env),
         **replica_settings(env),
     }
 
@@ -260,6 +261,44 @@ def allowed_networks(env: dict) -> tuple:
         return parse_networks(env.get("WEBHOOK_ALLOWED_NETWORKS") or "")
     except ValueError as exc:
         raise ConfigError(f"WEBHOOK_ALLOWED_NETWORKS: {exc}") from exc
+def check_settings(env: dict) -> dict:
+    """Machine checks: their thresholds, and the limits each check job runs under."""
+    def number(name: str, default: float, *, minimum: float = 0.0) -> float:
+        raw = env.get(name)
+        try:
+            value = float(raw) if raw not in (None, "") else default
+        except ValueError as exc:
+            raise ConfigError(f"{name} must be a number, not {raw!r}") from exc
+        if value < minimum:
+            raise ConfigError(f"{name} must be at least {minimum:g}")
+        return value
+
+    warn_dpi, fail_dpi = number("CHECK_WARN_DPI", 300, minimum=1), number("CHECK_FAIL_DPI", 150, minimum=1)
+    if fail_dpi > warn_dpi:
+        raise ConfigError(f"CHECK_FAIL_DPI ({fail_dpi:g}) must be at most CHECK_WARN_DPI ({warn_dpi:g})")
+    aspect = env.get("CHECK_ASPECT_RATIO") or None
+    if aspect is not None:
+        try:
+            width, height = (float(part) for part in aspect.split(":")) if ":" in aspect else (float(aspect), 1.0)
+            aspect = width / height
+        except (ValueError, ZeroDivisionError) as exc:
+            raise ConfigError(f"CHECK_ASPECT_RATIO must be like 1:1 or 0.75, not {aspect!r}") from exc
+    return {
+        "CHECK_MIN_IMAGE_PX": env_int(env, "CHECK_MIN_IMAGE_PX", 1024),
+        "CHECK_COLOR_MODES": env_list(env, "CHECK_COLOR_MODES", "RGB,RGBA"),
+        "CHECK_ASPECT_RATIO": aspect,
+        "CHECK_WARN_DPI": warn_dpi,
+        "CHECK_FAIL_DPI": fail_dpi,
+        "CHECK_BLEED_IN": number("CHECK_BLEED_IN", 0.125),
+        "CHECK_SAFE_ZONE_IN": number("CHECK_SAFE_ZONE_IN", 0.25),
+        "CHECK_PAGES_PER_ILLUSTRATION": int(number("CHECK_PAGES_PER_ILLUSTRATION", 2, minimum=1)),
+        "CHECK_COVER_PAGES": env_int(env, "CHECK_COVER_PAGES", 0),
+        "CHECK_TIME_LIMIT_SECONDS": number("CHECK_TIME_LIMIT_SECONDS", 60, minimum=0.1),
+        "CHECK_MEMORY_LIMIT_MB": int(number("CHECK_MEMORY_LIMIT_MB", 768, minimum=128)),
+        "CHECK_LEASE_SECONDS": number("CHECK_LEASE_SECONDS", 900, minimum=1),
+        "CHECK_MAX_ATTEMPTS": int(number("CHECK_MAX_ATTEMPTS", 3, minimum=1)),
+        "CHECK_POLL_SECONDS": number("CHECK_POLL_SECONDS", 2, minimum=0.1),
+    }
 
 
 def pipeline_settings(env: dict) -> dict:

@@ -36,6 +36,7 @@ ACCESS: dict[tuple[str, str], str | dict[str, str]] = {
     ("review.claim_action", "POST"): SIGNED_IN,  # claim, renew, release, takeover
     ("review.presence", "GET"): SIGNED_IN,
     ("review.panel", "GET"): SIGNED_IN,
+    ("review.checks_panel", "GET"): SIGNED_IN,
     ("review.undo_decision", "POST"): SIGNED_IN,
     ("queue.start", "GET"): SIGNED_IN,
     ("review.go_next", "GET"): SIGNED_IN,

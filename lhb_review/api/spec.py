@@ -26,7 +26,8 @@ ERROR_STATUSES = {
     "409": "Decided already (`already_decided`) or an earlier stage is not approved (`stage_out_of_order`).",
     "413": "Body larger than API_MAX_BODY_BYTES (code `request_entity_too_large`).",
     "415": "Body is not application/json (code `unsupported_media_type`).",
-    "422": "Invalid fields or parameters (code `invalid`); `fields` maps each to its message.",
+    "422": "Invalid fields or parameters (code `invalid`); `fields` maps each to its message. Approving a stage "
+    "whose machine checks fail without notes saying why is code `checks_failing` (`details.failing`).",
 }
 
 WEBHOOK_HEADERS = {
@@ -94,7 +95,8 @@ def parameters(model: type[BaseModel]) -> list[dict]:
     result = []
     for name, prop in schema["properties"].items():
         description = prop.pop("description", None)
-        prop = prop.get("anyOf", [prop])[0] if "anyOf" in prop else prop
+        if "anyOf" in prop:  # "X | None": the parameter is X, optional; keys beside anyOf still apply
+            prop = {**prop["anyOf"][0], **{k: v for k, v in prop.items() if k not in ("anyOf", "default")}}
         default = model.model_fields[name].default
         if default is not None:
             prop = {**prop, "default": default}

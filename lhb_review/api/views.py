@@ -12,6 +12,7 @@ from lhb_review.models.core import asset_entries
 from lhb_review import review
 from lhb_review.core import paging
 from lhb_review.review import outbox
+from lhb_review.review.checks import stage_checks
 from lhb_review.pipeline import orders
 from lhb_review.review.approvals import stage_statuses, status_answer
 from lhb_review.core import contracts
@@ -188,7 +189,7 @@ def stage_json(order_id: str, stage: str) -> dict:
     found = db.session.execute(STAGE_STATUS, {"order_id": order_id, "stage": stage}).one()
     if found.order_key is None and found.id is None and found.approval_status is None:
         raise NotFound(f"There is no order {order_id}.", order_id=order_id)
-    return stage_view(
+    answer = stage_view(
         found if found.id is not None else None,
         order_id,
         stage,
@@ -196,6 +197,8 @@ def stage_json(order_id: str, stage: str) -> dict:
         status_answer(found.approval_status, found.approved_fingerprint, found.assets),
         found.last_decision,
     )
+    answer["checks"] = stage_checks(order_id, stage)
+    return answer
 
 
 @bp.put("/orders/<order_id>")

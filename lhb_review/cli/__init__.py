@@ -14,6 +14,7 @@ from sqlalchemy.exc import DBAPIError
 from lhb_review.cli import ops as ops_commands
 from lhb_review.cli.common import CLI_ACTOR, demo_option, fail, refuse_demo_outside_development
 from lhb_review.cli import pipeline
+from lhb_review.cli import checks as checks_commands
 from lhb_review.config import redact
 from lhb_review.extensions import db
 from lhb_review.models import User
@@ -32,6 +33,7 @@ def register(app: Flask) -> None:
     app.cli.add_command(claims_cli)
     ops_commands.register(app)
     pipeline.register(app)
+    checks_commands.register(app)
 
 
 @click.command("seed")

@@ -499,7 +499,8 @@ class StageListQuery(Contract):
     cursor: Annotated[
         str | None,
         Field(
-            pattern=r"^[A-Za-z0-9_.\-]*$",
+            # Documented, not validated here: any other cursor is refused by the paging codec, as 400.
+            json_schema_extra={"pattern": r"^[A-Za-z0-9_.\-]*$"},
             description="next_cursor of the previous page, exactly as given: an opaque, signed position. A "
             "cursor this API did not hand out is refused with 400 (code `bad_cursor`).",
         ),
@@ -526,6 +527,21 @@ class AssetView(View):
     sha256: str | None = None
 
 
+class CheckResultView(View):
+    check: str = Field(description="A stable check id, e.g. pdf.page_count.")
+    outcome: Literal["pass", "warn", "fail", "error"] = Field(description="error: the check itself could not run.")
+    message: str
+    asset: str | None = Field(description="The asset key it concerns, where it applies.")
+    page: int | None = Field(description="The PDF page it concerns, where it applies.")
+
+
+class ChecksView(View):
+    """The machine checks of the stage's assets as they are now."""
+
+    state: Literal["pending", "done"]
+    results: list[CheckResultView]
+
+
 class StageView(View):
     order_id: str
     stage: StageName
@@ -540,6 +556,8 @@ class StageView(View):
     submitted_at: DateTimeOut | None
     updated_at: DateTimeOut | None
     assets: list[AssetView]
+    checks: ChecksView | None = Field(
+        None, description="The machine checks (on single-stage answers; null in lists: ask the stage).")
 
 
 class ListedStageView(StageView):
@@ -621,7 +639,9 @@ class WebhookEvent(View):
     notes: str | None
     reasons: list
     reviewed_at: str | None = Field(json_schema_extra={"format": "date-time"})
-    details: dict = Field(description="status_before; for approval_voided the reason and the previous decision.")
+    details: dict = Field(description="status_before; for approval_voided the reason and the previous decision; "
+                          "for stage_voided the cause and the earlier stage that changed.")
+    checks: ChecksView | None = Field(None, description="The stage's machine checks when the event was written.")
 
     model_config = ConfigDict(extra="allow")
 

@@ -9,3 +9,7 @@ from lhb_review.models.review import ApprovalFingerprint, StageClaim, StageDecis
 
 __all__ += ["ApprovalFingerprint", "StageClaim", "StageDecision"]
 from lhb_review.models import performance  # noqa: E402,F401  (indexes on the customer's tables for the queue, search, audit)
+
+from lhb_review.models.checks import CheckRun  # noqa: E402
+
+__all__ += ["CheckRun"]

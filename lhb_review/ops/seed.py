@@ -13,6 +13,7 @@ from lhb_review.extensions import db
 from lhb_review.models import Approval, ApprovalFingerprint, AuditLog, Order, ReviewStage, StageClaim, StageDecision
 from lhb_review.review.claims import ttl as claim_ttl
 from lhb_review.core.stages import STAGE_ORDER
+from lhb_review.review.checks import enqueue_checks
 
 FIRST = ["Ava", "Noah", "Mia", "Liam", "Zara", "Omar", "Isla", "Mateo", "Priya", "Kenji", "Chloe", "Leo",
          "Amara", "Finn", "Sofia", "Ezra", "Nia", "Hugo", "Lena", "Ravi"]
@@ -138,6 +139,7 @@ def _create_order(n: int, order_id: str, asset_root: Path, now: datetime) -> Non
         if status == "in_review":  # someone is looking at it: a live claim, lapsing like any other
             db.session.add(StageClaim(order_id=order_id, stage=stage.value, claimed_by=reviewer, claimed_at=now,
                                       renewed_at=now, expires_at=now + claim_ttl()))
+        enqueue_checks(order_id, stage.value, reason="seeded")  # `flask checks run` then checks the demo files
         db.session.add(AuditLog(order_id=order_id, action="stage_submitted", stage=stage.value,
                                 reviewer_email=PIPELINE, details={"assets": len(assets[stage.value])},
                                 created_at=t))

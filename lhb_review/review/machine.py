@@ -33,6 +33,7 @@ from lhb_review.extensions import db
 from lhb_review.models import Approval, ApprovalFingerprint, Order, ReviewStage, StageClaim, StageDecision
 from lhb_review.review import claims, fingerprints, history, outbox, undoing
 from lhb_review.review.approvals import upsert_approval
+from lhb_review.review.checks import enqueue_checks, require_override
 from lhb_review.review.claims import ClaimView, NotClaimed
 from lhb_review.review.submissions import Submission, same_assets, validate_assets
 from lhb_review.review.uploads import REPLACED, Replacement, StorageUnavailable, check_upload, new_key
@@ -395,13 +396,16 @@ def _approve(ctx: Locked, actor: Actor, *, notes: str | None, fingerprint: str |
     if waiting:
         raise StageOutOfOrder(f"{ctx.stage.value} cannot be approved before {', '.join(waiting)} is approved.",
                               waiting_for=waiting)
+    overridden = require_override(ctx.order_id, ctx.stage.value, notes)  # failing machine checks need notes
     row = ctx.row
     _decide(row, APPROVED, actor, notes)
     # The stage row goes first, so the approvals trigger sees lhb-review's own decision and leaves it be.
     db.session.flush()
     upsert_approval(ctx.order_id, ctx.stage, status=APPROVED, reviewer=actor.email, notes=notes, assets=seen.assets)
     decision = _record_decision(ctx, actor, seen, notes=notes)
-    return Change("stage_approved", {"notes": notes, **history.audit_details(decision)}, event="stage_approved",
+    details = {"notes": notes, **history.audit_details(decision),
+               **({"overridden_checks": overridden} if overridden else {})}
+    return Change("stage_approved", details, event="stage_approved",
                   payload={"status_before": seen.previous["stage"]["status"]},
                   known=_known(seen, actor, APPROVED, APPROVED, notes, []), result=row)
 
@@ -570,6 +574,8 @@ def _submit(ctx: Locked, actor: Actor, *, assets: list[dict[str, str]]) -> Chang
             cause = f"{stage} changed"
         elif before != PENDING:
             reset_to_pending(row)
+    db.session.flush()
+    enqueue_checks(ctx.order_id, stage)  # the machine checks of the new assets, queued in this transaction
     return Change("stage_submitted", {"result": result, "assets": len(assets),
                                       "assets_before": old_assets if before else None, "assets_after": assets},
                   cause=cause, result=Submission(row, result))
@@ -618,6 +624,7 @@ def _replace(ctx: Locked, actor: Actor, *, asset_key: str, checked, data: bytes,
         void_approval(ctx, actor, reason=REPLACED, old_assets=old_entries, new_assets=entries)
     elif before == REJECTED:
         reset_to_pending(row)
+    enqueue_checks(ctx.order_id, stage, reason="replaced")
     result = Replacement(ctx.order_id, stage, asset_key, stored_key, before == APPROVED, before, row.status)
     return Change(None, cause=f"{stage} changed" if before == APPROVED else None, result=result)
 

@@ -18,6 +18,7 @@ from lhb_review.core import contracts, egress
 from lhb_review.extensions import db
 from lhb_review.models import AuditLog, Order, ReviewStage, WebhookDelivery
 from lhb_review.review.approvals import stage_statuses
+from lhb_review.review.checks import stage_checks
 
 EVENTS = contracts.EVENTS
 
@@ -136,6 +137,7 @@ def enqueue(
         "stage": stage,
         "occurred_at": isoformat(occurred_at),
         **snapshot,
+        "checks": stage_checks(order_id, stage) if stage else None,
         "details": payload or {},
     }
     rows = [

@@ -20,6 +20,7 @@ from lhb_review.extensions import db
 from lhb_review.models import AuditLog, Order, ReviewStage, StageClaim
 from lhb_review.core.stages import STAGE_NAMES, STAGE_ORDER, WAITING, StageStatus
 from lhb_review.review import sla
+from lhb_review.review.checks.jobs import check_state_of
 from lhb_review.core.errors import DomainError
 
 PAGE_SIZES = (25, 50, 100)
@@ -30,6 +31,7 @@ MAX_FILTER_VALUE = 100
 HISTORY_LIMIT = 50
 ORDER_AUDIT_LIMIT = 200
 WAITING_FILTER = "waiting"
+CHECK_FILTERS = (None, "failing")
 ANY_STATUS = "any"
 STATUS_FILTERS = (WAITING_FILTER, *(s.value for s in StageStatus), ANY_STATUS)
 
@@ -53,6 +55,7 @@ class QueueFilter:
     size: int = DEFAULT_PAGE_SIZE
     cursor: str | None = None
     sort: str = sla.DEFAULT_SORT
+    checks: str | None = None  # "failing": only stages whose machine checks fail
 
     def params(self, **changes) -> dict[str, Any]:
         """The query string for this filter (defaults left out, so shared URLs stay short)."""
@@ -65,6 +68,7 @@ class QueueFilter:
             "q": values.q,
             "size": values.size if values.size != DEFAULT_PAGE_SIZE else None,
             "sort": values.sort if values.sort != sla.DEFAULT_SORT else None,
+            "checks": values.checks,
             "cursor": values.cursor,
         }
         return {k: v for k, v in out.items() if v not in (None, "")}
@@ -107,6 +111,9 @@ def parse_queue_filter(args: Mapping[str, str]) -> QueueFilter:
     sort = _text_param(args, "sort", MAX_FILTER_VALUE) or sla.DEFAULT_SORT
     if sort not in sla.SORTS:
         raise BadQuery(f"Unknown sort {sort!r}: choose one of {', '.join(sla.SORTS)}.")
+    checks = _text_param(args, "checks", MAX_FILTER_VALUE)
+    if checks not in CHECK_FILTERS:
+        raise BadQuery(f"Unknown checks filter {checks!r}: use checks=failing or leave it out.")
     cursor = _text_param(args, "cursor", 500)
     if cursor is not None:
         decode_cursor(cursor)
@@ -119,6 +126,7 @@ def parse_queue_filter(args: Mapping[str, str]) -> QueueFilter:
         size=page_size(args.get("size")),
         cursor=cursor,
         sort=sort,
+        checks=checks,
     )
 
 
@@ -158,6 +166,7 @@ class QueueRow:
     customer_email: str
     order_date: datetime
     claimed_by: str | None = None  # who holds a live claim on the stage, if anyone
+    checks: str | None = None  # its machine checks: pending, failing, pass, or None when never queued
 
     @property
     def customer_name(self) -> str:
@@ -198,12 +207,13 @@ def queue_page(f: QueueFilter) -> QueuePage:
     (by submission, or by order date with sort "order_date"), with who holds a live claim on each."""
     first, second = sla.sort_columns(f.sort)
     live_claim = case((StageClaim.expires_at > func.now(), StageClaim.claimed_by))
+    check_state = check_state_of(ReviewStage.order_id, ReviewStage.stage_name)
     stmt = (
         select(
             ReviewStage.id, ReviewStage.order_id, ReviewStage.stage_name, ReviewStage.status,
             ReviewStage.created_at, ReviewStage.reviewer_email, ReviewStage.reviewed_at,
             Order.platform, Order.project, Order.amazon_order_id, Order.customer_first_name,
-            Order.customer_last_name, Order.customer_email, Order.order_date, live_claim,
+            Order.customer_last_name, Order.customer_email, Order.order_date, live_claim, check_state,
         )
         .join(Order, Order.order_id == ReviewStage.order_id)
         .outerjoin(StageClaim, and_(StageClaim.order_id == ReviewStage.order_id,
@@ -221,6 +231,8 @@ def queue_page(f: QueueFilter) -> QueuePage:
         stmt = stmt.where(Order.project == f.project)
     if f.q:
         stmt = stmt.where(search_clause(f.q))
+    if f.checks == "failing":
+        stmt = stmt.where(check_state == "failing")
 
     found = paging.keyset_page(stmt, first, second, decode_cursor(f.cursor) if f.cursor else None, limit=f.size,
                                purpose=QUEUE_CURSOR, key_of=lambda row: (position(row, f.sort), row.stage_id),

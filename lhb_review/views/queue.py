@@ -8,6 +8,7 @@ from werkzeug.datastructures import MultiDict
 
 from lhb_review.models import Order, ReviewStage
 from lhb_review.review import next_stage, queries, sla
+from lhb_review.review.checks.jobs import check_state_of
 from lhb_review.review.queries import BadQuery
 from lhb_review.review.undoing import undoable
 from lhb_review.web.htmx import wants_fragment
@@ -100,6 +101,8 @@ def queue_filter_clauses() -> list:
         clauses.append(Order.project == f.project)
     if f.q:
         clauses.append(queries.search_clause(f.q))
+    if f.checks == "failing":
+        clauses.append(check_state_of(ReviewStage.order_id, ReviewStage.stage_name) == "failing")
     return clauses
 
 

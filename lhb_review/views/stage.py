@@ -18,6 +18,7 @@ from lhb_review.core.storage import InvalidKey, get_storage
 from lhb_review.extensions import db
 from lhb_review.models import Order, ReviewStage, StageClaim
 from lhb_review.review import claims, fingerprints, history, pdf_pages, queries
+from lhb_review.review.checks import stage_checks
 from lhb_review.review.reasons import REASONS
 from lhb_review.views import queue, ui
 from lhb_review.web.auth import current_actor
@@ -236,6 +237,37 @@ def content_hash(asset: dict) -> str:
     return value if re.fullmatch(r"[0-9a-f]{64}", value) else hashlib.sha256(asset["key"].encode()).hexdigest()
 
 
+# --- machine checks ------------------------------------------------------------------------------------
+
+FIRST_WAIT, MAX_WAIT = 2, 30  # seconds between polls of pending checks: doubling up to the cap
+
+
+def checks_context(order_id: str, stage: str, wait: int = FIRST_WAIT) -> dict:
+    """The checks panel: the stage's current checks with a link for each result, outcome counts, and how long
+    to wait before asking again while they are pending."""
+    found = stage_checks(order_id, stage)
+    results = []
+    for result in found["results"]:
+        link = url_for("assets.file", key=result["asset"]) if result.get("asset") else None
+        if link and result.get("page"):
+            link += f"#page={result['page']}"
+        results.append({**result, "link": link})
+    counts = {outcome: sum(1 for r in results if r["outcome"] == outcome) for outcome in ("fail", "error", "warn", "pass")}
+    wait = min(max(wait, FIRST_WAIT), MAX_WAIT)
+    return {"order_id": order_id, "stage": stage, "state": found["state"], "results": results, "counts": counts,
+            "wait": wait, "next_wait": min(wait * 2, MAX_WAIT)}
+
+
+@bp.get("/orders/<order_id>/stages/<stage>/checks")
+@login_required
+def checks_panel(order_id: str, stage: str):
+    """The checks panel as it is now: polled while the checks run."""
+    load(order_id, stage)
+    wait = request.args.get("wait", "")
+    return render_template("review/_checks.html", checks_ctx=checks_context(
+        order_id, stage, int(wait) if wait.isdigit() and len(wait) < 4 else FIRST_WAIT))
+
+
 # --- the page ------------------------------------------------------------------------------------------
 
 @bp.get("/orders/<order_id>/stages/<stage>")
@@ -243,7 +275,8 @@ def content_hash(asset: dict) -> str:
 def stage(order_id: str, stage: str):
     found, row = load(order_id, stage)
     return render_template("review/stage.html", **panel_context(found, row, auto_claim=True),
-                           history=queries.stage_history(order_id, stage), recent_undo=queue.recent_undo())
+                           history=queries.stage_history(order_id, stage), recent_undo=queue.recent_undo(),
+                           checks_ctx=checks_context(order_id, stage))
 
 
 @bp.get("/orders/<order_id>/stages/<stage>/panel")
@@ -320,8 +353,8 @@ def decide(order_id: str, stage: str, action: str, service: Callable[..., object
         if wants_fragment():
             # The claim bar comes along out of band, so the bar and the panel never disagree after a 409.
             return render_template("review/_decision.html", **context, claim_oob=exc.status == 409), exc.status
-        return render_template("review/stage.html", **context,
-                               history=queries.stage_history(order_id, stage)), exc.status
+        return render_template("review/stage.html", **context, history=queries.stage_history(order_id, stage),
+                               checks_ctx=checks_context(order_id, stage)), exc.status
     if request.form.get("next"):
         session[queue.RECENT_KEY] = [order_id, stage]  # the next page offers to undo this decision
         return go_to(next_url(order_id, stage) or url_for("review.go_next", order_id=order_id, stage=stage))
