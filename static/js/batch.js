@@ -131,6 +131,8 @@
     else if (cards().length) cards()[0].classList.add("is-current");
   });
 
+  window.addEventListener("pageshow", function () { leaving = false; });  // back from a card's page (bfcache)
+
   /* Leaving the batch (another page, closing the tab) gives back the cards not decided. */
   window.addEventListener("pagehide", function () {
     var page = document.querySelector("[data-batch-page][data-release-url]");
