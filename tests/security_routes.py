@@ -44,6 +44,12 @@ ACCESS: dict[tuple[str, str], str | dict[str, str]] = {
     ("review.pdf_page", "GET"): SIGNED_IN,
     ("orders.order_timeline", "GET"): SIGNED_IN,
     ("stats.reject_report", "GET"): SIGNED_IN,
+    # batch review
+    ("batch.open_batch", "GET"): SIGNED_IN,
+    ("batch.show", "GET"): SIGNED_IN,
+    ("batch.submit", "POST"): SIGNED_IN,
+    ("batch.undo", "POST"): SIGNED_IN,
+    ("batch.release", "POST"): SIGNED_IN,
     # pipeline API
     ("api.openapi", "GET"): PUBLIC,
     ("api.put_order", "PUT"): API,

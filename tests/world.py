@@ -70,6 +70,7 @@ class World:
             "action": "approve",
             "page": "1",
             "delivery_id": "00000000-0000-0000-0000-000000000000",
+            "batch_id": "00000000-0000-0000-0000-0000000000b1",
         }
         return cls(app, make_client, values, users, make_api_token())
 
@@ -96,6 +97,7 @@ class World:
             "review.approve": {"notes": "looks right"},
             "review.reject": {"notes": "the colours are off", "reasons": "print_quality"},
             "admin.reset_password": {"password": "another long password"},
+            "batch.submit": {"stage": "postBria", "card-0": self.values["order_id"], "choice-0": "flag"},
         }
         return dict(forms.get(route.endpoint, {}))
 

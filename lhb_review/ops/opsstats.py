@@ -62,6 +62,7 @@ def recent_approvals(conn, limit: int = 10) -> list[dict]:
 class ReviewerFigures:
     reviewer: str
     by_stage: dict[str, dict[str, int]] = field(default_factory=dict)
+    in_batches: int = 0  # decisions made in a batch (audit details.batch); the rest were made one at a time
 
     @property
     def approved(self) -> int:
@@ -78,6 +79,10 @@ class ReviewerFigures:
     @property
     def approval_rate(self) -> float | None:
         return self.approved / self.total if self.total else None
+
+    @property
+    def single(self) -> int:
+        return self.total - self.in_batches
 
 
 @dataclass
@@ -110,6 +115,14 @@ class ReviewStats:
         total = self.approved + self.rejected
         return self.approved / total if total else None
 
+    @property
+    def in_batches(self) -> int:
+        return sum(r.in_batches for r in self.reviewers)
+
+    @property
+    def single(self) -> int:
+        return self.approved + self.rejected - self.in_batches
+
 
 def review_stats(days: int = 30, now: datetime | None = None) -> ReviewStats:
     now = now or datetime.now(timezone.utc)
@@ -117,14 +130,16 @@ def review_stats(days: int = 30, now: datetime | None = None) -> ReviewStats:
     conn = db.session.connection()
     reviewers: dict[str, ReviewerFigures] = {}
     stage_totals = {stage: {"approved": 0, "rejected": 0} for stage in STAGES}
-    for reviewer, stage, approved, rejected in conn.execute(text(
+    for reviewer, stage, approved, rejected, in_batches in conn.execute(text(
         "SELECT coalesce(reviewer_email, '(unknown)'), coalesce(stage, '(none)'), "
-        "count(*) FILTER (WHERE action = 'stage_approved'), count(*) FILTER (WHERE action = 'stage_rejected') "
+        "count(*) FILTER (WHERE action = 'stage_approved'), count(*) FILTER (WHERE action = 'stage_rejected'), "
+        "count(*) FILTER (WHERE details ? 'batch') "
         "FROM audit_logs WHERE action IN ('stage_approved', 'stage_rejected') AND created_at >= :since "
         "GROUP BY 1, 2 ORDER BY 1, 2"
     ), {"since": since}):
         figures = reviewers.setdefault(reviewer, ReviewerFigures(reviewer))
         figures.by_stage[stage] = {"approved": approved, "rejected": rejected}
+        figures.in_batches += in_batches
         totals = stage_totals.setdefault(stage, {"approved": 0, "rejected": 0})
         totals["approved"] += approved
         totals["rejected"] += rejected

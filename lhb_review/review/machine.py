@@ -222,10 +222,12 @@ def _check_holder(ctx: Locked, actor: Actor, who: Who, action: Action) -> None:
             raise NotClaimed(f"The lapsed claim belongs to {claim.claimed_by}, not to you.")
 
 
-def perform(actor: Actor, order_id: str, stage: str, action: Action, **args) -> Any:
+def perform(actor: Actor, order_id: str, stage: str, action: Action, *, context: dict[str, Any] | None = None,
+            **args) -> Any:
     """Take ``action`` on one stage of one order for ``actor``: lock the order's stages, check the action
     is offered in the stage's state and to this actor, apply it and record the transition, in one
-    transaction. Returns what the action's entry point promises; raises a DomainError (nothing written)."""
+    transaction. ``context`` (what the caller acts within, e.g. ``{"batch": id}``) goes into the audit row's
+    details. Returns what the action's entry point promises; raises a DomainError (nothing written)."""
     parsed = parse_stage(stage)
     handler = HANDLERS[action]
     prepared = handler.prepare(actor, **args) if handler.prepare else args
@@ -240,14 +242,15 @@ def perform(actor: Actor, order_id: str, stage: str, action: Action, **args) -> 
         _check_holder(ctx, actor, who, action)
         before = ctx.row.status if ctx.row is not None else None
         change = handler.apply(ctx, actor, **prepared)
-        transition_to(ctx, actor, change, before=before)
+        transition_to(ctx, actor, change, before=before, context=context)
     return change.result
 
 
-def transition_to(ctx: Locked, actor: Actor, change: Change, *, before: str | None) -> None:
-    """Record what an action changed (``before``: the stage's status before it): its audit row and outbox
-    event and, when the stage has just stopped being approved, the withdrawal of every later stage's
-    approval (void_later)."""
+def transition_to(ctx: Locked, actor: Actor, change: Change, *, before: str | None,
+                  context: dict[str, Any] | None = None) -> None:
+    """Record what an action changed (``before``: the stage's status before it): its audit row (with the
+    caller's ``context`` merged into its details; the action's own details win) and outbox event and, when
+    the stage has just stopped being approved, the withdrawal of every later stage's approval (void_later)."""
     row = ctx.row
     if change.audit is not None:
         details = dict(change.details)
@@ -256,6 +259,7 @@ def transition_to(ctx: Locked, actor: Actor, change: Change, *, before: str | No
         # naming no status change: the history never shows "In review → In review".
         if change.statuses and (before != after or change.audit in ALWAYS_STATUSES):
             details = {"status_before": before, "status_after": after, **details}
+        details = {**(context or {}), **details}  # the caller's context never overrides the action's own facts
         audit.record(actor, change.audit, order_id=ctx.order_id, stage=ctx.stage.value, details=details)
     if change.event is not None:
         outbox.enqueue(ctx.order_id, ctx.stage.value, change.event, change.payload, known=change.known)
@@ -740,23 +744,24 @@ def expire_lapsed(limit: int = 500) -> int:
 # --- the entry points: one per action, each one call of perform ------------------------------------------
 
 def approve(actor: Actor, order_id: str, stage: str, notes: str | None = None, *,
-            fingerprint: str | None = None) -> ReviewStage:
+            fingerprint: str | None = None, context: dict[str, Any] | None = None) -> ReviewStage:
     """Approve a waiting stage: review_stages and approvals approved, bound to the assets as they are now (with
     ``fingerprint``, what the reviewer's page showed, a change in between is refused); the decision goes into
     the history and ends the claim; audited ``stage_approved``, announced ``stage_approved``.
 
     Raises NotFound, Invalid (notes), AlreadyDecided, ClaimedByOther, AssetsChanged, StageOutOfOrder."""
-    return perform(actor, order_id, stage, A.APPROVE, notes=notes, fingerprint=fingerprint)
+    return perform(actor, order_id, stage, A.APPROVE, notes=notes, fingerprint=fingerprint, context=context)
 
 
 def reject(actor: Actor, order_id: str, stage: str, notes: str | None, reasons: list[str] | None = None,
-           asset_keys: list[str] | None = None, *, fingerprint: str | None = None) -> ReviewStage:
+           asset_keys: list[str] | None = None, *, fingerprint: str | None = None,
+           context: dict[str, Any] | None = None) -> ReviewStage:
     """Reject a waiting stage with notes and one or more reasons, optionally pointing at some of its assets:
     review_stages rejected, approvals pending; audited ``stage_rejected`` with the reasons.
 
     Raises NotFound, Invalid (notes, reasons, assets), AlreadyDecided, ClaimedByOther, AssetsChanged."""
     return perform(actor, order_id, stage, A.REJECT, notes=notes, reasons=reasons, asset_keys=asset_keys,
-                   fingerprint=fingerprint)
+                   fingerprint=fingerprint, context=context)
 
 
 def reopen(actor: Actor, order_id: str, stage: str, notes: str | None = None) -> ReviewStage:
@@ -767,27 +772,27 @@ def reopen(actor: Actor, order_id: str, stage: str, notes: str | None = None) ->
     return perform(actor, order_id, stage, A.REOPEN, notes=notes)
 
 
-def undo(actor: Actor, order_id: str, stage: str) -> ReviewStage:
+def undo(actor: Actor, order_id: str, stage: str, *, context: dict[str, Any] | None = None) -> ReviewStage:
     """The decider takes their latest decision back within UNDO_WINDOW_SECONDS: the stage, approvals row, claim
     and fingerprint as they were before it; the decision stays in the history marked undone. Audited and
     announced ``stage_undone``; undoing an approval withdraws the approval of every later stage.
 
     Raises NotFound, NothingToUndo, Forbidden (someone else decided), UndoWindowClosed."""
-    return perform(actor, order_id, stage, A.UNDO)
+    return perform(actor, order_id, stage, A.UNDO, context=context)
 
 
-def claim(actor: Actor, order_id: str, stage: str) -> ClaimView:
+def claim(actor: Actor, order_id: str, stage: str, *, context: dict[str, Any] | None = None) -> ClaimView:
     """Claim a waiting stage: in review until the claim lapses; audited ``stage_claimed``. One's own live claim
     is renewed (not audited); a lapsed claim of someone else is replaced (named in the audit details).
 
     Raises NotFound, AlreadyDecided, ClaimedByOther."""
-    return perform(actor, order_id, stage, A.CLAIM)
+    return perform(actor, order_id, stage, A.CLAIM, context=context)
 
 
-def renew(actor: Actor, order_id: str, stage: str) -> ClaimView:
+def renew(actor: Actor, order_id: str, stage: str, *, context: dict[str, Any] | None = None) -> ClaimView:
     """The page's heartbeat: the actor's claim pushed CLAIM_TTL_SECONDS further, or claimed again when it
     lapsed and nobody took the stage. Raises NotFound, AlreadyDecided, ClaimedByOther."""
-    return perform(actor, order_id, stage, A.RENEW)
+    return perform(actor, order_id, stage, A.RENEW, context=context)
 
 
 def takeover(actor: Actor, order_id: str, stage: str) -> ClaimView:
@@ -796,10 +801,10 @@ def takeover(actor: Actor, order_id: str, stage: str) -> ClaimView:
     return perform(actor, order_id, stage, A.TAKEOVER)
 
 
-def release(actor: Actor, order_id: str, stage: str) -> ReviewStage:
+def release(actor: Actor, order_id: str, stage: str, *, context: dict[str, Any] | None = None) -> ReviewStage:
     """The holder gives the stage back (their claim, live or lapsed): status pending; audited
     ``stage_released``. Raises NotFound, AlreadyDecided, NotClaimed, ClaimedByOther."""
-    return perform(actor, order_id, stage, A.RELEASE)
+    return perform(actor, order_id, stage, A.RELEASE, context=context)
 
 
 def submit(actor: Actor, order_id: str, stage: str, assets: Any) -> Submission:

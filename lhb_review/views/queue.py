@@ -92,6 +92,11 @@ def queue_filter_clauses() -> list:
         f = queries.parse_queue_filter(MultiDict(remembered_filter()))
     except BadQuery:
         return []
+    return filter_clauses(f)
+
+
+def filter_clauses(f: queries.QueueFilter) -> list:
+    """The filter's conditions on ReviewStage and Order (its stage, platform, project and search)."""
     clauses = []
     if f.stage:
         clauses.append(ReviewStage.stage_name == f.stage)
