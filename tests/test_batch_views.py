@@ -6,7 +6,7 @@ import re
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from lhb_review.extensions import db
 from lhb_review.models import AuditLog
@@ -143,3 +143,21 @@ def test_leaving_gives_back_the_cards_not_decided(app, login_as, reviewer):
     assert response.status_code == 204
     assert all(claim_row(i) is None and stage_row(i).status == "pending" for i in ids)
     assert len(batch_rows(batch_id, "stage_released")) == 6
+
+
+def test_a_card_whose_machine_checks_fail_says_which_before_anyone_approves_it(app, login_as, reviewer):
+    from lhb_review.models import CheckRun
+    from lhb_review.review.checks import enqueue_checks
+
+    failing, passing = waiting(2)
+    for order_id in (failing, passing):
+        enqueue_checks(order_id, "preBria")
+    db.session.execute(update(CheckRun).where(CheckRun.order_id == failing)
+                       .values(state="done", failing=["image.resolution"]))
+    db.session.execute(update(CheckRun).where(CheckRun.order_id == passing).values(state="done", failing=[]))
+    db.session.commit()
+    _, html = open_batch(login_as(reviewer))
+    cards = {order_id: html[html.index(f'value="{order_id}"'):] for order_id in (failing, passing)}
+    assert 'data-checks="failing"' in cards[failing].split("</li>", 1)[0]
+    assert "image.resolution" in cards[failing].split("</li>", 1)[0]
+    assert 'data-checks="failing"' not in cards[passing].split("</li>", 1)[0]

@@ -14,6 +14,7 @@ from lhb_review.core.clock import db_now
 from lhb_review.core.errors import DomainError, Invalid
 from lhb_review.core.stages import DECIDED, STAGE_LABELS, Stage
 from lhb_review.extensions import db
+from lhb_review.review.checks.jobs import current_runs
 from lhb_review.models import Order
 from lhb_review.review import batches, claims, fingerprints, queries
 from lhb_review.review.batches import Card, Choice
@@ -82,6 +83,7 @@ def card_views(order_ids: list[str], stage: str) -> list[dict]:
     orders = {o.order_id: o for o in db.session.scalars(
         select(Order).options(selectinload(Order.stages)).where(Order.order_id.in_(order_ids)))}
     live = claims.live_claims([(o, stage) for o in order_ids])
+    runs = current_runs([(o, stage) for o in order_ids])  # the machine checks, one statement for the grid
     views = []
     for i, order_id in enumerate(order_ids):
         order = orders.get(order_id)
@@ -90,6 +92,7 @@ def card_views(order_ids: list[str], stage: str) -> list[dict]:
         row = next((s for s in order.stages if s.stage_name == stage), None)
         assets = order.assets_for(stage)
         claim = live.get((order_id, stage))
+        run = runs.get((order_id, stage))
         specs = order.character_specs if isinstance(order.character_specs, dict) else {}
         views.append({
             "index": i, "order": order, "row": row, "status": row.status if row else "missing",
@@ -99,6 +102,8 @@ def card_views(order_ids: list[str], stage: str) -> list[dict]:
             "specs": [(key.replace("_", " "), specs[key]) for key in CARD_SPECS if key in specs],
             "held_by": claim.claimed_by if claim else None,
             "mine": claim is not None and claim.held_by(current_user.email),
+            "failing_checks": list(run.failing or []) if run is not None and run.state == "done" else [],
+            "checks_pending": run is not None and run.state != "done",
         })
     return views
 
