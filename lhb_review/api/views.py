@@ -268,11 +268,10 @@ def approve_stage(order_id: str, stage: str):
 
 
 def parse_list_args() -> tuple[list[str], str | None, int, paging.Cursor | None]:
-    query = contracts.checked(
-        contracts.StageListQuery,
-        {name: request.args[name] for name in request.args},
-        "Some query parameters are not valid.",
-    )
+    known = contracts.StageListQuery.model_fields
+    args = {name: request.args[name] for name in known if name in request.args}
+    args.update({name: request.args[name] for name in request.args if name not in known})  # refused: unknown
+    query = contracts.checked(contracts.StageListQuery, args, "Some query parameters are not valid.")
     return query.statuses(), query.stage, query.limit, paging.decode_cursor("api-stages", query.cursor)
 
 

@@ -97,7 +97,8 @@ def register(app: Flask) -> None:
         if wants_json():
             code = (exc.name or "error").lower().replace(" ", "_")
             return json_error(exc.code or 500, code, exc.description or exc.name)
-        return render_template("errors/error.html", status=exc.code, message=plain_message(exc)), exc.code
+        return render_template("errors/error.html", status=exc.code, name=exc.name,
+                               message=plain_message(exc)), exc.code
 
     @app.errorhandler(Exception)
     def unhandled(exc: Exception):
