@@ -32,6 +32,7 @@ install-dev: $(VENV)/.installed-dev node_modules/.installed
 run: $(VENV)/.installed
 	$(BIN)/flask db upgrade
 	$(BIN)/flask seed
+	$(BIN)/flask checks run --once
 	@echo
 	@echo "Demo logins (fresh passwords on every start):"
 	@$(BIN)/flask users demo

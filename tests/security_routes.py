@@ -42,6 +42,7 @@ ACCESS: dict[tuple[str, str], str | dict[str, str]] = {
     ("review.go_next", "GET"): SIGNED_IN,
     ("review.replace", "POST"): SIGNED_IN,
     ("review.pdf_page", "GET"): SIGNED_IN,
+    ("review.proof", "GET"): SIGNED_IN,
     ("orders.order_timeline", "GET"): SIGNED_IN,
     ("stats.reject_report", "GET"): SIGNED_IN,
     # batch review

@@ -334,7 +334,7 @@ def test_post_pdf_compares_pdf_pages_with_the_illustrations(app, login_as, revie
     assert picture.status_code == 302
     served = browser.get(picture.headers["Location"])
     assert served.status_code == 200 and served.data.startswith(b"\x89PNG")
-    assert browser.get(path(order.order_id, "postPdf", "pages/9.png")).status_code == 404
+    assert browser.get(path(order.order_id, "postPdf", "pages/13.png")).status_code == 404  # a 12-page book
 
 
 def test_pre_bria_has_nothing_to_compare(app, login_as, reviewer):

@@ -1,11 +1,26 @@
-"""Pictures and a PDF drawn locally for demo orders, so the review pages show real assets offline."""
+"""Pictures and a PDF drawn locally for demo orders, so the review pages show real assets offline.
+
+The files are made to pass every machine check of the order they belong to: character views of at least
+1024 px, one illustration per spread with the pixels to print it with bleed at 300 DPI, and a print PDF
+(reportlab) with the book's page count, its trim size plus bleed in TrimBox and BleedBox, an embedded font
+(Bitstream Vera, which reportlab ships) and a text layer with the child's name, the title and the
+dedication. ``flaw`` spoils exactly one of those, so a demo order can show each kind of failure.
+"""
 from __future__ import annotations
 
 import hashlib
 import io
+import math
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
+
+from lhb_review.review.checks.settings import BadSpec, parse_trim_size
+
+FLAWS = ("short_pdf", "low_resolution", "missing_name", "wrong_trim")
+PRINT_DPI = 310  # a little over the 300 DPI the checks want, so rounding never makes it a warning
+BLEED_PT = 9  # 0.125 in
+CHARACTER_SIDE = 1024
 
 SIZE = (640, 640)
 SKIN = {"light": "#f6d7c3", "medium": "#d9a47c", "tan": "#c68642", "deep": "#8d5524"}
@@ -69,6 +84,100 @@ def pdf_bytes(pages: list[Image.Image]) -> bytes:
     return buf.getvalue()
 
 
+def _trim_pt(book: dict) -> tuple[float, float]:
+    try:
+        return parse_trim_size(book.get("trim_size") or "8.5 x 8.5 in")
+    except BadSpec:
+        return 612.0, 612.0
+
+
+def draw_spread(specs: dict, project: str, book: dict, first_page: int, size: tuple[int, int]) -> Image.Image:
+    """One illustration for two facing pages: a scene on each half, scaled up to ``size`` pixels."""
+    left = draw_page(specs, project, book, first_page)
+    right = draw_page(specs, project, book, first_page + 1)
+    both = Image.new("RGB", (SIZE[0] * 2, SIZE[1]))
+    both.paste(left, (0, 0))
+    both.paste(right, (SIZE[0], 0))
+    return both.resize(size, Image.NEAREST)  # flat colours: nearest is fast and as sharp as the drawing
+
+
+def jpeg_bytes(img: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=82)
+    return buf.getvalue()
+
+
+def spread_pixels(book: dict) -> tuple[int, int]:
+    """The pixels a spread illustration needs: two trimmed pages plus bleed, at PRINT_DPI."""
+    w, h = _trim_pt(book)
+    return math.ceil((2 * w + 2 * BLEED_PT) / 72 * PRINT_DPI), math.ceil((h + 2 * BLEED_PT) / 72 * PRINT_DPI)
+
+
+def _font_name() -> str:
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.ttfonts import TTFont
+    import reportlab
+
+    if "DemoVera" not in pdfmetrics.getRegisteredFontNames():
+        pdfmetrics.registerFont(TTFont("DemoVera", str(Path(reportlab.__file__).parent / "fonts" / "Vera.ttf")))
+    return "DemoVera"
+
+
+def print_pdf(spreads: list[bytes], pages: int, book: dict, *, name: str, trim: tuple[float, float] | None = None) -> bytes:
+    """A print-ready PDF: ``pages`` pages of the trim size plus bleed, each showing its half of a spread
+    illustration, with the title on page 1, the dedication on page 2 and the child's name in the text."""
+    import tempfile
+
+    from reportlab import rl_config
+
+    # reportlab would otherwise ASCII85-encode each picture in pure Python and hash its decoded pixels: given
+    # JPEG files and binary streams it copies each picture in once.
+    a85, rl_config.useA85 = rl_config.useA85, 0
+    try:
+        with tempfile.TemporaryDirectory(prefix="lhb-demo-") as tmp:
+            paths = []
+            for k, data in enumerate(spreads):
+                path = Path(tmp) / f"spread-{k}.jpg"
+                path.write_bytes(data)
+                paths.append(str(path))
+            return _draw_book(paths, pages, book, name=name, trim=trim)
+    finally:
+        rl_config.useA85 = a85
+
+
+def _draw_book(paths: list[str], pages: int, book: dict, *, name: str, trim: tuple[float, float] | None) -> bytes:
+    from reportlab.pdfgen import canvas
+
+    w, h = trim or _trim_pt(book)
+    font = _font_name()
+    buf = io.BytesIO()
+    pdf = canvas.Canvas(buf, pagesize=(w + 2 * BLEED_PT, h + 2 * BLEED_PT), pageCompression=1, invariant=1,
+                        initialFontName=font, initialFontSize=14)
+    pdf.setTitle(str(book.get("title") or "A Little Hero Book"))
+    for n in range(1, pages + 1):
+        pdf.setPageSize((w + 2 * BLEED_PT, h + 2 * BLEED_PT))
+        pdf.setBleedBox((0, 0, w + 2 * BLEED_PT, h + 2 * BLEED_PT))
+        pdf.setTrimBox((BLEED_PT, BLEED_PT, w + BLEED_PT, h + BLEED_PT))
+        spread = paths[((n - 1) // 2) % len(paths)]
+        # The spread is 2w + 2 bleed wide: a left page shows its left half, a right page its right half.
+        x = 0 if n % 2 else -w
+        pdf.drawImage(spread, x, 0, width=2 * w + 2 * BLEED_PT, height=h + 2 * BLEED_PT)
+        pdf.setFillColorRGB(1, 1, 1)
+        pdf.rect(BLEED_PT + 27, BLEED_PT + 27, w - 54, 46, stroke=0, fill=1)
+        pdf.setFillColorRGB(0.1, 0.12, 0.17)
+        pdf.setFont(font, 14)
+        if n == 1:
+            line = str(book.get("title") or "")
+        elif n == 2:
+            line = str(book.get("dedication") or "")
+        else:
+            line = f"{name} and the {book.get('theme', 'big adventure')}, page {n}."
+        pdf.drawString(BLEED_PT + 36, BLEED_PT + 44, line)
+        pdf.showPage()
+    pdf.save()
+    return buf.getvalue()
+
+
 def write_asset(root: Path, key: str, data: bytes, label: str, content_type: str) -> dict:
     path = root / key
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -77,21 +186,44 @@ def write_asset(root: Path, key: str, data: bytes, label: str, content_type: str
     return {"key": key, "label": label, "content_type": content_type, "sha256": hashlib.sha256(data).hexdigest()}
 
 
-def make_order_assets(root: Path, order_id: str, project: str, specs: dict, book: dict) -> dict:
-    """Draw and store every stage's assets of one order; returns the r2_assets mapping."""
+def make_order_assets(root: Path, order_id: str, project: str, specs: dict, book: dict, *, flaw: str | None = None,
+                      stages: tuple[str, ...] = ("preBria", "postBria", "postPdf")) -> dict:
+    """Draw and store the assets of one order's ``stages`` (the others are left out, which keeps seeding fast);
+    returns the r2_assets mapping. ``flaw`` (one of FLAWS) spoils one check's worth of it."""
+    if flaw is not None and flaw not in FLAWS:
+        raise ValueError(f"Unknown flaw {flaw!r}: one of {', '.join(FLAWS)}")
     prefix = f"orders/{order_id}"
     name = specs.get("name", "Hero")
-    pre = [
-        write_asset(root, f"{prefix}/preBria/character-front.png",
-                    png_bytes(draw_character(specs, project, f"{name} - front", pose=1)), "Character, front", "image/png"),
-        write_asset(root, f"{prefix}/preBria/character-side.png",
-                    png_bytes(draw_character(specs, project, f"{name} - three-quarter", pose=2)),
-                    "Character, three-quarter view", "image/png"),
-    ]
-    pages = [draw_page(specs, project, book, n) for n in (1, 2, 3)]
-    post = [
-        write_asset(root, f"{prefix}/postBria/page-{n}.png", png_bytes(img), f"Illustration, page {n}", "image/png")
-        for n, img in zip((1, 2, 3), pages)
-    ]
-    pdf = [write_asset(root, f"{prefix}/postPdf/book.pdf", pdf_bytes(pages), "Print-ready book", "application/pdf")]
-    return {"preBria": pre, "postBria": post, "postPdf": pdf}
+    found: dict[str, list[dict]] = {}
+    if "preBria" in stages:
+        views = ((1, "front", "Character, front"), (2, "side", "Character, three-quarter view"))
+        found["preBria"] = [
+            write_asset(root, f"{prefix}/preBria/character-{view}.png",
+                        png_bytes(draw_character(specs, project, f"{name} - {view}", pose=pose).resize(
+                            (CHARACTER_SIDE, CHARACTER_SIDE), Image.NEAREST)), label, "image/png")
+            for pose, view, label in views]
+    if "postBria" not in stages and "postPdf" not in stages:
+        return found
+    pages = book.get("pages") if isinstance(book.get("pages"), int) and book.get("pages") > 0 else 12
+    size = spread_pixels(book)
+    spreads = [jpeg_bytes(draw_spread(specs, project, book, 2 * k + 1, size)) for k in range(math.ceil(pages / 2))]
+    if "postBria" in stages:
+        found["postBria"] = []
+        for k, data in enumerate(spreads, start=1):
+            if flaw == "low_resolution" and k == 2:
+                data = jpeg_bytes(Image.open(io.BytesIO(data)).resize((size[0] // 4, size[1] // 4)))
+            found["postBria"].append(write_asset(root, f"{prefix}/postBria/spread-{k}.jpg", data,
+                                                 f"Illustration, pages {2 * k - 1}–{2 * k}", "image/jpeg"))
+    if "postPdf" in stages:
+        shown_name, shown_book = name, book
+        trim = None
+        if flaw == "short_pdf":
+            pages = max(pages // 4, 3)
+        elif flaw == "missing_name":
+            shown_name = "Our hero"
+        elif flaw == "wrong_trim":
+            w, h = _trim_pt(book)
+            trim = (w - 72, h - 72)  # an inch short each way: smaller pages keep the pictures over 300 DPI
+        data = print_pdf(spreads, pages, shown_book, name=shown_name, trim=trim)
+        found["postPdf"] = [write_asset(root, f"{prefix}/postPdf/book.pdf", data, "Print-ready book", "application/pdf")]
+    return found

@@ -37,6 +37,9 @@ SHAPES = [
     ("approved", "approved", "approved"),
     ("in_review", None, None),
 ]
+# Demo orders whose files each fail one machine check, clearly (the others pass every check). Shapes 4 and 6
+# (postBria and postPdf waiting for review) put each where a reviewer meets it first.
+DEMO_FLAWS = {4: "low_resolution", 15: "short_pdf", 24: "missing_name", 33: "wrong_trim"}
 
 
 def ascii_slug(name: str) -> str:
@@ -81,17 +84,21 @@ def _create_order(n: int, order_id: str, asset_root: Path, now: datetime) -> Non
         "glasses": rnd.random() < 0.25,
         "outfit": rnd.choice(["explorer", "astronaut", "knight", "pirate", "fairy"]),
     }
+    flaw = DEMO_FLAWS.get(n)
     book = {
         "title": f"{child} and the {THEMES[project].title()}",
         "theme": THEMES[project],
-        "pages": 24,
-        "trim_size": "8.5 x 8.5 in",
+        "pages": 12,  # a small square board book: print-ready demo files stay quick to draw
+        "trim_size": "6 x 6 in",
         "cover": rnd.choice(["hardcover", "softcover"]),
         "dedication": f"For {child}, with love from {first}.",
         "language": "en",
     }
-    assets = make_order_assets(asset_root, order_id, project, specs, book)
+    if flaw == "missing_name":  # the name is missing from the PDF only: title and dedication do not carry it
+        book.update(title=f"The {THEMES[project].title()}", dedication=f"For our little hero, with love from {first}.")
     shape = SHAPES[n % len(SHAPES)]
+    submitted = tuple(stage for stage, status in zip(("preBria", "postBria", "postPdf"), shape) if status)
+    assets = make_order_assets(asset_root, order_id, project, specs, book, flaw=flaw, stages=submitted)
     order = Order(
         order_id=order_id,
         platform=platform,
@@ -114,7 +121,7 @@ def _create_order(n: int, order_id: str, asset_root: Path, now: datetime) -> Non
                        "gift_wrap": rnd.random() < 0.3, "currency": "USD", "total": 34.99},
         asset_prefix=f"orders/{order_id}",
         webhooks=None,
-        r2_assets={stage: assets[stage] for stage, status in zip(("preBria", "postBria", "postPdf"), shape) if status},
+        r2_assets={stage: assets[stage] for stage in submitted},
         created_at=order_date,
     )
     db.session.add(order)

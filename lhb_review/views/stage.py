@@ -250,7 +250,9 @@ def checks_context(order_id: str, stage: str, wait: int = FIRST_WAIT) -> dict:
     for result in found["results"]:
         link = url_for("assets.file", key=result["asset"]) if result.get("asset") else None
         if link and result.get("page"):
-            link += f"#page={result['page']}"
+            # A print PDF's page opens in the proof view; any other file's page as the browser shows it.
+            link = (url_for("review.proof", order_id=order_id) + f"#page-{result['page']}"
+                    if stage == Stage.POST_PDF.value else link + f"#page={result['page']}")
         results.append({**result, "link": link})
     counts = {outcome: sum(1 for r in results if r["outcome"] == outcome) for outcome in ("fail", "error", "warn", "pass")}
     wait = min(max(wait, FIRST_WAIT), MAX_WAIT)
@@ -452,6 +454,41 @@ def replace(order_id: str, stage: str):
         message += " The stage is waiting for review again."
     flash(message, "success")
     return redirect(stage_page(order_id, stage), 303)
+
+
+# --- the print proof ----------------------------------------------------------------------------------
+
+def spreads(count: int) -> list[list[int]]:
+    """How the book is read: page 1 (the cover) alone, then two pages side by side."""
+    if count < 1:
+        return []
+    return [[1]] + [list(range(n, min(n + 2, count + 1))) for n in range(2, count + 1, 2)]
+
+
+def proof_context(order: Order) -> dict:
+    stage_name = Stage.POST_PDF.value
+    pdf = next((a for a in order.assets_for(stage_name) if a.get("content_type") == "application/pdf"), None)
+    pages: dict[int, dict] = {}
+    if pdf is not None:
+        storage, sha = get_storage(), content_hash(pdf)
+        safe = float(current_app.config.get("CHECK_SAFE_ZONE_IN", 0.25)) * 72
+        for n, geometry in enumerate(pdf_pages.geometry_of(storage, pdf["key"], sha), start=1):
+            x, y, w, h = geometry.trim
+            pages[n] = {
+                "number": n, "geometry": geometry,
+                "url": url_for("review.pdf_page", order_id=order.order_id, stage=stage_name, page=n),
+                "safe": (x + safe, y + safe, max(w - 2 * safe, 0), max(h - 2 * safe, 0)),
+            }
+    return {"pdf": pdf, "pages": pages, "spreads": [[pages[n] for n in spread] for spread in spreads(len(pages))],
+            "safe_zone_in": current_app.config.get("CHECK_SAFE_ZONE_IN", 0.25)}
+
+
+@bp.get("/orders/<order_id>/stages/postPdf/proof")
+@login_required
+def proof(order_id: str):
+    """The print PDF as it will be read, the cover and then spreads, with trim, bleed and safe-zone overlays."""
+    order, row = load(order_id, Stage.POST_PDF.value)
+    return render_template("review/proof.html", order=order, row=row, proof=proof_context(order))
 
 
 @bp.get("/orders/<order_id>/stages/<stage>/pages/<int:page>.png")

@@ -140,10 +140,10 @@ def test_gallery_opens_an_image_full_size(app, page, browser_login, reviewer):
     page.click(".gallery a[data-gallery-item] >> nth=1")
     dialog = page.locator("#lightbox")
     dialog.wait_for(state="visible")
-    assert page.locator("#lightbox-caption").inner_text() == "Illustration, page 2"
+    assert page.locator("#lightbox-caption").inner_text() == "Illustration, pages 3–4"
     page.wait_for_function("document.getElementById('lightbox-img').naturalWidth > 0")
     page.keyboard.press("ArrowRight")
-    assert page.locator("#lightbox-caption").inner_text() == "Illustration, page 3"
+    assert page.locator("#lightbox-caption").inner_text() == "Illustration, pages 5–6"
     page.keyboard.press("Escape")
     dialog.wait_for(state="hidden")
 

@@ -47,7 +47,7 @@ def pages_listed(pages: list[int]) -> str:
     return shown + (f" and {len(pages) - MAX_LISTED} more" if len(pages) > MAX_LISTED else "")
 
 
-def _box(page, name: str):
+def page_box(page, name: str):
     """The page's own box ``name`` when it has one, else its MediaBox (inherited from the page tree)."""
     if name in page:
         try:
@@ -81,7 +81,7 @@ def trim_size(reader: PdfReader, key: str, specs: Specs, settings: CheckSettings
     wrong: list[int] = []
     first_size = None
     for number, page in enumerate(reader.pages[: settings.max_pdf_pages], start=1):
-        x0, y0, x1, y1 = _box(page, "/TrimBox")
+        x0, y0, x1, y1 = page_box(page, "/TrimBox")
         w, h = x1 - x0, y1 - y0
         if abs(w - want_w) > settings.trim_tolerance_pt or abs(h - want_h) > settings.trim_tolerance_pt:
             wrong.append(number)
@@ -99,8 +99,8 @@ def bleed(reader: PdfReader, key: str, specs: Specs, settings: CheckSettings) ->
     short: list[int] = []
     least = math.inf
     for number, page in enumerate(reader.pages[: settings.max_pdf_pages], start=1):
-        tx0, ty0, tx1, ty1 = _box(page, "/TrimBox")
-        bx0, by0, bx1, by1 = _box(page, "/BleedBox")
+        tx0, ty0, tx1, ty1 = page_box(page, "/TrimBox")
+        bx0, by0, bx1, by1 = page_box(page, "/BleedBox")
         margin = min(tx0 - bx0, ty0 - by0, bx1 - tx1, by1 - ty1)
         if margin < need:
             short.append(number)
