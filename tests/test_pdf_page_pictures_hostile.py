@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from lhb_review.review import pdf_pages
+from tests.upload_files import pdf_from_objects
 
 
 def pdf_with_image(stream: bytes, width: int, height: int, filters: str) -> bytes:
@@ -24,16 +25,7 @@ def pdf_with_image(stream: bytes, width: int, height: int, filters: str) -> byte
         + b"\nendstream",
         b"<< /Length 29 >>\nstream\nq 200 0 0 200 0 0 cm /Im0 Do Q\nendstream",
     ]
-    out = bytearray(b"%PDF-1.7\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += f"{number} 0 obj\n".encode() + body + b"\nendobj\n"
-    xref = len(out)
-    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
-    out += "".join(f"{offset:010d} 00000 n \n" for offset in offsets).encode()
-    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
-    return bytes(out)
+    return pdf_from_objects(objects)
 
 
 def jpeg(width: int, height: int) -> bytes:

@@ -9,7 +9,7 @@ from PIL import Image
 
 from lhb_review.core.storage import LocalStorage
 from lhb_review.review import pdf_pages
-from tests.upload_files import hand_made_pdf, pdf_bytes
+from tests.upload_files import hand_made_pdf, pdf_bytes, pdf_from_objects
 
 
 def vector_pdf(extra_page: str = "") -> bytes:
@@ -23,16 +23,7 @@ def vector_pdf(extra_page: str = "") -> bytes:
          f"/TrimBox [12 12 288 138] /Contents 4 0 R {extra_page}>>").encode(),
         f"<< /Length {len(content)} >>\nstream\n".encode() + content + b"\nendstream",
     ]
-    out = bytearray(b"%PDF-1.7\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += f"{number} 0 obj\n".encode() + body + b"\nendobj\n"
-    xref = len(out)
-    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
-    out += "".join(f"{offset:010d} 00000 n \n" for offset in offsets).encode()
-    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
-    return bytes(out)
+    return pdf_from_objects(objects)
 
 
 def test_a_page_is_rendered_with_its_vector_art_not_just_its_pictures():

@@ -18,8 +18,9 @@ from sqlalchemy.orm import joinedload
 from lhb_review.core import paging
 from lhb_review.extensions import db
 from lhb_review.models import AuditLog, Order, ReviewStage, StageClaim
-from lhb_review.core.stages import STAGE_NAMES, STAGE_ORDER, WAITING, StageStatus
+from lhb_review.core.stages import STAGE_NAMES, STAGE_ORDER, WAITING, Stage, StageStatus
 from lhb_review.review import sla
+from lhb_review.review.claims import ClaimView
 from lhb_review.review.checks.jobs import check_state_of
 from lhb_review.core.errors import DomainError
 
@@ -331,7 +332,22 @@ def filter_choices() -> dict[str, tuple[str, ...]]:
     }
 
 
-def stage_status(order_id: str, stage: str) -> str | None:
-    """The stage's review status, or None when the order has no such stage."""
-    return db.session.scalar(select(ReviewStage.status).where(ReviewStage.order_id == order_id,
-                                                              ReviewStage.stage_name == stage))
+def claim_bar_facts(order_id: str, stage: str) -> tuple[str, bool, ClaimView | None] | None:
+    """In one statement: the stage's status, whether an earlier stage is not approved yet, and its live
+    claim; None when the order has no such stage. Polled by every open stage page, so kept to one query."""
+    earlier = [s.value for s in Stage(stage).earlier]
+    approved_earlier = (select(func.count()).where(
+        ReviewStage.order_id == order_id, ReviewStage.stage_name.in_(earlier),
+        ReviewStage.status == StageStatus.APPROVED.value).scalar_subquery() if earlier else literal(0))
+    row = db.session.execute(
+        select(ReviewStage.status, approved_earlier.label("approved_earlier"),
+               StageClaim.claimed_by, StageClaim.claimed_at, StageClaim.expires_at)
+        .outerjoin(StageClaim, and_(StageClaim.order_id == ReviewStage.order_id,
+                                    StageClaim.stage == ReviewStage.stage_name, StageClaim.expires_at > func.now()))
+        .where(ReviewStage.order_id == order_id, ReviewStage.stage_name == stage)
+    ).first()
+    if row is None:
+        return None
+    claim = (ClaimView(order_id, stage, row.claimed_by, row.claimed_at, row.expires_at)
+             if row.claimed_by else None)
+    return row.status, row.approved_earlier < len(earlier), claim

@@ -9,14 +9,12 @@ from typing import Callable
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required
-from sqlalchemy import and_, func, literal, select
 
 from lhb_review import review
 from lhb_review.core.errors import DomainError, Invalid, NotFound
 from lhb_review.core.stages import DECIDED, STAGE_NAMES, Stage, StageStatus
 from lhb_review.core.storage import InvalidKey, get_storage
-from lhb_review.extensions import db
-from lhb_review.models import Order, ReviewStage, StageClaim
+from lhb_review.models import Order, ReviewStage
 from lhb_review.review import claims, fingerprints, history, pdf_pages, queries
 from lhb_review.review.checks import stage_checks
 from lhb_review.review.reasons import REASONS
@@ -86,31 +84,10 @@ def claim_context(order_id: str, stage: str, status: str, claim: claims.ClaimVie
     }
 
 
-def bar_facts(order_id: str, stage: str) -> tuple[str, bool, claims.ClaimView | None] | None:
-    """In one statement: the stage's status, whether an earlier stage is not approved yet, and its live
-    claim; None when the order has no such stage. Polled by every open stage page, so kept to one query."""
-    earlier = [s.value for s in Stage(stage).earlier]
-    approved_earlier = (select(func.count()).where(
-        ReviewStage.order_id == order_id, ReviewStage.stage_name.in_(earlier),
-        ReviewStage.status == StageStatus.APPROVED.value).scalar_subquery() if earlier else literal(0))
-    row = db.session.execute(
-        select(ReviewStage.status, approved_earlier.label("approved_earlier"),
-               StageClaim.claimed_by, StageClaim.claimed_at, StageClaim.expires_at)
-        .outerjoin(StageClaim, and_(StageClaim.order_id == ReviewStage.order_id,
-                                    StageClaim.stage == ReviewStage.stage_name, StageClaim.expires_at > func.now()))
-        .where(ReviewStage.order_id == order_id, ReviewStage.stage_name == stage)
-    ).first()
-    if row is None:
-        return None
-    claim = (claims.ClaimView(order_id, stage, row.claimed_by, row.claimed_at, row.expires_at)
-             if row.claimed_by else None)
-    return row.status, row.approved_earlier < len(earlier), claim
-
-
 def claim_bar(order_id: str, stage: str, **options) -> dict:
     """The claim bar as it is now (for the claim actions and presence polling); 404 without the stage."""
     check_names(order_id, stage)
-    facts = bar_facts(order_id, stage)
+    facts = queries.claim_bar_facts(order_id, stage)
     if facts is None:
         load(order_id, stage)  # says which of the two is missing
     status, blocked, claim = facts
