@@ -1,8 +1,10 @@
-"""Audit rows: added to the caller's transaction, never committed on their own."""
+"""Audit rows: written in the caller's transaction, never committed on their own."""
 from __future__ import annotations
 
 import ipaddress
 from typing import Any
+
+from sqlalchemy import insert
 
 from lhb_review.extensions import db
 from lhb_review.models import AuditLog
@@ -59,13 +61,14 @@ def record(
     order_id: str = "",
     stage: str | None = None,
     details: dict[str, Any] | None = None,
-) -> AuditLog:
-    """Add one audit row to the current transaction; it commits or rolls back with the change.
+) -> None:
+    """Write one audit row in the current transaction (one INSERT, sent now); it commits or rolls back with
+    the change.
 
     ``action`` is one of ACTIONS: an action nobody listed is a programming error, refused before any write."""
     if action not in ACTIONS:
         raise ValueError(f"unknown audit action {action!r}: add it to core.audit.ACTIONS")
-    row = AuditLog(
+    db.session.execute(insert(AuditLog.__table__).values(
         order_id=order_id or "",
         action=action,
         stage=stage,
@@ -73,6 +76,4 @@ def record(
         details=details or {},
         ip_address=valid_ip(actor.ip),
         user_agent=(actor.user_agent or None) and actor.user_agent[:MAX_USER_AGENT],
-    )
-    db.session.add(row)
-    return row
+    ))

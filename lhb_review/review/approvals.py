@@ -13,8 +13,9 @@ from lhb_review.core.actors import SYSTEM_EMAIL
 
 
 def upsert_approval(order_id: str, stage: Stage, *, status: str, reviewer: str, notes: str | None = None,
-                    assets: list | None = None, approved_at=None, record_assets: bool = True) -> Approval:
-    """Insert or update the (order, stage) approvals row inside the caller's transaction.
+                    assets: list | None = None, approved_at=None, record_assets: bool = True):
+    """Insert or update the (order, stage) approvals row inside the caller's transaction, in one statement
+    (``INSERT ... ON CONFLICT ... RETURNING``); returns the row as written.
 
     An approval also records the fingerprint of the stage's assets as they are now: the approval
     covers those assets and no others (see get_stage_status). ``assets``: the stage's assets when the
@@ -30,9 +31,10 @@ def upsert_approval(order_id: str, stage: Stage, *, status: str, reviewer: str, 
         reviewer_email=reviewer,
         reviewer_notes=notes,
     )
-    stmt = insert(Approval).values(**values)
+    table = Approval.__table__
+    stmt = insert(table).values(**values)
     stmt = stmt.on_conflict_do_update(
-        index_elements=[Approval.order_id, Approval.stage],
+        index_elements=[table.c.order_id, table.c.stage],
         set_={
             "status": stmt.excluded.status,
             "approved_at": stmt.excluded.approved_at,
@@ -40,14 +42,14 @@ def upsert_approval(order_id: str, stage: Stage, *, status: str, reviewer: str, 
             "reviewer_notes": stmt.excluded.reviewer_notes,
             "updated_at": func.now(),
         },
-    ).returning(Approval)
+    ).returning(*table.c)
     if approved and record_assets:  # the fingerprint's upsert travels in the same statement, as a data-modifying CTE
         recorded = fingerprints.record_approval_statement(order_id, stage, assets)
         stmt = stmt.add_cte(recorded.returning(ApprovalFingerprint.order_id).cte("recorded_fingerprint"))
-    return db.session.scalars(stmt, execution_options={"populate_existing": True}).one()
+    return db.session.execute(stmt).one()
 
 
-def approve_stage(order_id: str, stage: str, reviewer: str = SYSTEM_EMAIL) -> Approval:
+def approve_stage(order_id: str, stage: str, reviewer: str = SYSTEM_EMAIL):
     """The seed's approveStage: record (order, stage) as approved by ``reviewer`` and return the row.
 
     Inserts the row, or updates status, approved_at, reviewer_email and updated_at of the existing one.

@@ -56,7 +56,7 @@ def record_approval_statement(order_id: str, stage: Stage, assets: list[dict[str
     """The upsert record_approval runs (for a caller that sends it within another statement, as a CTE)."""
     assets = current_assets(order_id, stage) if assets is None else assets
     value = fingerprint(assets)
-    stmt = insert(ApprovalFingerprint).values(
+    stmt = insert(ApprovalFingerprint.__table__).values(
         order_id=order_id, stage=stage.value, fingerprint=value, assets=asset_identity(assets)
     )
     stmt = stmt.on_conflict_do_update(

@@ -36,6 +36,7 @@ class Seen:
     previous: dict[str, Any]
     claimed: bool = True  # whether the stage has a claim (live or lapsed) for the decision to end
     webhooks: Any = None  # the order's callback URLs as stored, for the outbox
+    checks: Any = None  # the stage's current machine-check run (state, results, failing), or None
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -51,16 +52,28 @@ DECISION_FACTS_SQL = text("""
            c.order_id IS NOT NULL AS has_claim, c.claimed_by, c.claimed_at, c.renewed_at, c.expires_at,
            a.order_id IS NOT NULL AS has_approval, a.status AS approval_status, a.approved_at,
            a.reviewer_email AS approval_reviewer, a.reviewer_notes AS approval_notes,
-           f.order_id IS NOT NULL AS has_fingerprint, f.fingerprint, f.assets AS fingerprint_assets, f.recorded_at
+           f.order_id IS NOT NULL AS has_fingerprint, f.fingerprint, f.assets AS fingerprint_assets, f.recorded_at,
+           r.order_id IS NOT NULL AS has_checks, r.state AS check_state, r.results AS check_results,
+           r.failing AS check_failing
       FROM (SELECT 1) AS one
       LEFT JOIN orders o ON o.order_id = :order_id
       LEFT JOIN stage_claims c ON c.order_id = :order_id AND c.stage = :stage
       LEFT JOIN approvals a ON a.order_id = :order_id AND a.stage = :stage
       LEFT JOIN approval_fingerprints f ON f.order_id = :order_id AND f.stage = :stage
+      LEFT JOIN check_runs r ON r.order_id = :order_id AND r.stage = :stage AND r.stale_at IS NULL
 """)
 
 
-def before_decision(actor: Actor, row: ReviewStage, *, expected_fingerprint: str | None = None) -> Seen:
+@dataclass(frozen=True)
+class CheckRunSeen:
+    """The stage's current check run as the decision read it (what checks.jobs.summary takes)."""
+
+    state: str
+    results: Any
+    failing: Any
+
+
+def before_decision(actor: Actor, row, *, expected_fingerprint: str | None = None) -> Seen:
     """Checks shared by approve and reject, on the locked stage row; raises before anything is written.
 
     ClaimedByOther when someone else holds a live claim; AssetsChanged when the reviewer's page showed
@@ -91,8 +104,9 @@ def before_decision(actor: Actor, row: ReviewStage, *, expected_fingerprint: str
             "fingerprint": facts.fingerprint, "assets": facts.fingerprint_assets,
             "recorded_at": _iso(facts.recorded_at)},
     }
+    checks = CheckRunSeen(facts.check_state, facts.check_results, facts.check_failing) if facts.has_checks else None
     return Seen(now=now, assets=assets, fingerprint=current, previous=previous, claimed=facts.has_claim,
-                webhooks=facts.webhooks)
+                webhooks=facts.webhooks, checks=checks)
 
 
 def clean_reasons(values, asset_keys, assets: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
@@ -112,11 +126,12 @@ def clean_reasons(values, asset_keys, assets: list[dict[str, Any]]) -> tuple[lis
     return reasons, [k for k in known if k in given]
 
 
-def audit_details(decision: StageDecision) -> dict[str, Any]:
-    details: dict[str, Any] = {"decision_id": str(decision.id), "fingerprint": decision.fingerprint}
-    if decision.outcome == "rejected":
-        details["reasons"] = list(decision.reasons)
-        details["reason_assets"] = list(decision.reason_assets)
+def audit_details(decision: dict[str, Any]) -> dict[str, Any]:
+    """What a decision's audit row says of it (``decision``: the stage_decisions row as written)."""
+    details: dict[str, Any] = {"decision_id": str(decision["id"]), "fingerprint": decision["fingerprint"]}
+    if decision["outcome"] == "rejected":
+        details["reasons"] = list(decision["reasons"])
+        details["reason_assets"] = list(decision["reason_assets"])
     return details
 
 

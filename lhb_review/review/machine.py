@@ -7,6 +7,11 @@ the outbox event, and, when a stage stops being approved, returns every later ap
 to pending with its approval voided (the stage order holds on every path). All of it commits together or
 not at all; a broken rule raises a domain error before anything is written. The database checks the
 same stage order at commit (migration 0010_stage_order).
+
+Every write is a Core statement run where the machine makes it, most with ``RETURNING``, never the ORM's
+unit of work: the stage rows are read into plain ``StageRow`` values under the lock, ``write_stage`` changes
+one with an ``UPDATE ... RETURNING`` (nothing when nothing differs), and what an action returns is what the
+database wrote, so a page can show the result without reading it back.
 """
 from __future__ import annotations
 
@@ -21,6 +26,8 @@ from typing import Any, Callable
 
 from flask import current_app
 from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.sql import ClauseElement
 
 from lhb_review.core import audit
 from lhb_review.core.actors import Actor
@@ -100,21 +107,61 @@ def offered(state: str, action: Action) -> Who | None:
 
 # --- what perform works on -----------------------------------------------------------------------------
 
+STAGES = ReviewStage.__table__
+CLAIMS = StageClaim.__table__
+DECISIONS = StageDecision.__table__
+
+
+@dataclass
+class StageRow:
+    """One review_stages row as the machine read or last wrote it (plain values, not an ORM object)."""
+
+    id: uuid.UUID
+    order_id: str
+    stage_name: str
+    status: str
+    reviewed_at: datetime | None
+    reviewer_email: str | None
+    reviewer_notes: str | None
+    created_at: datetime | None
+    updated_at: datetime | None
+
+    def take(self, found) -> "StageRow":
+        for key, value in found._mapping.items():
+            setattr(self, key, value)
+        return self
+
+
+def write_stage(row: StageRow, **values) -> StageRow:
+    """``UPDATE review_stages ... RETURNING``: the columns in ``values`` that differ from ``row`` (a SQL
+    expression such as now() always counts), and ``row`` takes what was written. Nothing differs: no
+    statement (a stage's updated_at only moves when the stage does)."""
+    changed = {k: v for k, v in values.items() if isinstance(v, ClauseElement) or getattr(row, k) != v}
+    if changed:
+        row.take(db.session.execute(update(STAGES).where(STAGES.c.id == row.id).values(**changed)
+                                    .returning(*STAGES.c)).one())
+    return row
+
+
+def _claim_row(order_id: str, stage: str):
+    """The stage's claim (live or lapsed) as it is now, or None."""
+    return db.session.execute(select(CLAIMS).where(CLAIMS.c.order_id == order_id, CLAIMS.c.stage == stage)).first()
+
 @dataclass
 class Locked:
     """The order's stage rows, locked FOR UPDATE and re-read, and what the action reads under the lock."""
 
     order_id: str
     stage: Stage
-    rows: dict[str, ReviewStage]
+    rows: dict[str, StageRow]
     order: Order | None = None
     _now: datetime | None = None
     _seen: history.Seen | None = None
-    _claim: StageClaim | None = None
+    _claim: Any = None
     _claim_read: bool = False
 
     @property
-    def row(self) -> ReviewStage | None:
+    def row(self) -> StageRow | None:
         return self.rows.get(self.stage.value)
 
     @property
@@ -128,10 +175,10 @@ class Locked:
         return self._now
 
     @property
-    def claim(self) -> StageClaim | None:
+    def claim(self):
         """The stage's claim row (live or lapsed), read once."""
         if not self._claim_read:
-            self._claim, self._claim_read = claims.claim_row(self.order_id, self.stage.value), True
+            self._claim, self._claim_read = _claim_row(self.order_id, self.stage.value), True
         return self._claim
 
     def seen(self, actor: Actor, expected_fingerprint: str | None = None) -> history.Seen:
@@ -140,7 +187,7 @@ class Locked:
             self._seen = history.before_decision(actor, self.row, expected_fingerprint=expected_fingerprint)
         return self._seen
 
-    def later(self) -> list[ReviewStage]:
+    def later(self) -> list[StageRow]:
         return [self.rows[s.value] for s in STAGE_ORDER[self.stage.position + 1:] if s.value in self.rows]
 
     def waiting_before(self) -> list[str]:
@@ -170,11 +217,10 @@ def _lock(order_id: str, stage: Stage, action: Action, *, missing_order: str | N
                                    .execution_options(populate_existing=True)).one_or_none()
         if order is None:
             raise NotFound(missing_order or f"There is no order {order_id}.", order_id=order_id)
-    rows = db.session.scalars(
-        select(ReviewStage).where(ReviewStage.order_id == order_id).order_by(ReviewStage.stage_name)
-        .with_for_update().execution_options(populate_existing=True)
+    rows = db.session.execute(
+        select(STAGES).where(STAGES.c.order_id == order_id).order_by(STAGES.c.stage_name).with_for_update()
     ).all()
-    return Locked(order_id, stage, {r.stage_name: r for r in rows}, order)
+    return Locked(order_id, stage, {r.stage_name: StageRow(*r) for r in rows}, order)
 
 
 def _refusal(ctx: Locked, action: Action) -> DomainError:
@@ -281,34 +327,35 @@ def clean_notes(notes: str | None, *, required: bool) -> str | None:
     return text or None
 
 
-def reset_to_pending(row: ReviewStage, notes: str | None = None) -> None:
+def reset_to_pending(row: StageRow, notes: str | None = None) -> None:
     """The one way a stage goes back to waiting: status pending, the decision's fields cleared."""
-    row.status = PENDING
-    row.reviewed_at = None
-    row.reviewer_email = None
-    row.reviewer_notes = notes
+    write_stage(row, status=PENDING, reviewed_at=None, reviewer_email=None, reviewer_notes=notes)
 
 
-def _previous_decision(row: ReviewStage) -> dict[str, Any]:
+def _previous_decision(row: StageRow) -> dict[str, Any]:
     return {"reviewer": row.reviewer_email, "reviewed_at": outbox.isoformat(row.reviewed_at),
             "notes": row.reviewer_notes}
 
 
 def forget_approval(order_id: str, stage: str, *, reason: str) -> None:
     """An approval is voided: its fingerprint goes and its decision is marked voided (kept in the history)."""
-    db.session.execute(delete(ApprovalFingerprint).where(ApprovalFingerprint.order_id == order_id,
+    db.session.execute(delete(ApprovalFingerprint.__table__).where(ApprovalFingerprint.order_id == order_id,
                                                          ApprovalFingerprint.stage == stage))
     db.session.execute(
-        update(StageDecision)
-        .where(StageDecision.order_id == order_id, StageDecision.stage == stage,
-               StageDecision.outcome == APPROVED, StageDecision.undone_at.is_(None),
-               StageDecision.voided_at.is_(None))
+        update(DECISIONS)
+        .where(DECISIONS.c.order_id == order_id, DECISIONS.c.stage == stage,
+               DECISIONS.c.outcome == APPROVED, DECISIONS.c.undone_at.is_(None),
+               DECISIONS.c.voided_at.is_(None))
         .values(voided_at=func.now(), void_reason=reason[:100])
     )
 
 
+def _claim_of(order_id: str, stage: str):
+    return delete(CLAIMS).where(CLAIMS.c.order_id == order_id, CLAIMS.c.stage == stage)
+
+
 def drop_claim(order_id: str, stage: str) -> None:
-    db.session.execute(delete(StageClaim).where(StageClaim.order_id == order_id, StageClaim.stage == stage))
+    db.session.execute(_claim_of(order_id, stage))
 
 
 def void_approval(ctx: Locked, actor: Actor, *, reason: str, old_assets: list, new_assets: list) -> None:
@@ -366,30 +413,49 @@ def _known(seen: history.Seen, actor: Actor, approval: str, status: str, notes: 
     return outbox.Known(seen.webhooks, seen.now, {
         "status": approval, "review_status": status, "reviewer": actor.email, "notes": notes,
         "reviewed_at": outbox.isoformat(seen.now), "reasons": list(reasons),
-    })
+    }, checks=seen.checks)
+
+
+@dataclass(frozen=True)
+class Decided:
+    """What an approve or a reject wrote, as the database returned it: the stage row after the decision and the
+    decision's history entry. Enough to show the decided stage without reading anything back."""
+
+    stage: StageRow
+    decision_id: uuid.UUID
+    outcome: str
+    reasons: list[str]
+    decided_at: datetime
+
+    @property
+    def status(self) -> str:
+        return self.stage.status
 
 
 def _record_decision(ctx: Locked, actor: Actor, seen: history.Seen, *, notes: str | None,
-                     reasons: list[str] | None = None, reason_assets: list[str] | None = None) -> StageDecision:
-    """Add the decision to the history and end the stage's claim."""
+                     reasons: list[str] | None = None, reason_assets: list[str] | None = None) -> dict[str, Any]:
+    """Add the decision to the history and end the stage's claim, in one statement. Returns the decision."""
     row = ctx.row
-    decision = StageDecision(
-        id=uuid.uuid4(), order_id=row.order_id, stage=row.stage_name, outcome=row.status,
-        reviewer_email=actor.email, notes=notes, reasons=reasons or [], reason_assets=reason_assets or [],
-        fingerprint=seen.fingerprint, assets=fingerprints.asset_identity(seen.assets), previous=seen.previous,
-        decided_at=seen.now,
-    )
-    db.session.add(decision)
+    decision = {
+        "id": uuid.uuid4(), "order_id": row.order_id, "stage": row.stage_name, "outcome": row.status,
+        "reviewer_email": actor.email, "notes": notes, "reasons": reasons or [], "reason_assets": reason_assets or [],
+        "fingerprint": seen.fingerprint, "assets": fingerprints.asset_identity(seen.assets),
+        "previous": seen.previous, "decided_at": seen.now,
+    }
+    stmt = insert(DECISIONS).values(**decision)
     if seen.claimed:  # the stage row is locked: no claim can have appeared since before_decision looked
-        drop_claim(row.order_id, row.stage_name)
+        stmt = stmt.add_cte(_claim_of(row.order_id, row.stage_name).cte("ended_claim"))
+    db.session.execute(stmt)
     return decision
 
 
-def _decide(row: ReviewStage, status: str, actor: Actor, notes: str | None) -> None:
-    row.status = status
-    row.reviewed_at = func.now()
-    row.reviewer_email = actor.email
-    row.reviewer_notes = notes
+def _decide(ctx: Locked, status: str, actor: Actor, notes: str | None) -> StageRow:
+    return write_stage(ctx.row, status=status, reviewed_at=func.now(), reviewer_email=actor.email,
+                       reviewer_notes=notes)
+
+
+def _decided(row: StageRow, decision: dict[str, Any]) -> Decided:
+    return Decided(row, decision["id"], decision["outcome"], list(decision["reasons"]), decision["decided_at"])
 
 
 # --- the actions ---------------------------------------------------------------------------------------
@@ -400,30 +466,28 @@ def _approve(ctx: Locked, actor: Actor, *, notes: str | None, fingerprint: str |
     if waiting:
         raise StageOutOfOrder(f"{ctx.stage.value} cannot be approved before {', '.join(waiting)} is approved.",
                               waiting_for=waiting)
-    overridden = require_override(ctx.order_id, ctx.stage.value, notes)  # failing machine checks need notes
-    row = ctx.row
-    _decide(row, APPROVED, actor, notes)
+    overridden = require_override(ctx.order_id, ctx.stage.value, notes, run=seen.checks)  # failing checks need notes
     # The stage row goes first, so the approvals trigger sees lhb-review's own decision and leaves it be.
-    db.session.flush()
+    row = _decide(ctx, APPROVED, actor, notes)
     upsert_approval(ctx.order_id, ctx.stage, status=APPROVED, reviewer=actor.email, notes=notes, assets=seen.assets)
     decision = _record_decision(ctx, actor, seen, notes=notes)
     details = {"notes": notes, **history.audit_details(decision),
                **({"overridden_checks": overridden} if overridden else {})}
     return Change("stage_approved", details, event="stage_approved",
                   payload={"status_before": seen.previous["stage"]["status"]},
-                  known=_known(seen, actor, APPROVED, APPROVED, notes, []), result=row)
+                  known=_known(seen, actor, APPROVED, APPROVED, notes, []), result=_decided(row, decision))
 
 
 def _reject(ctx: Locked, actor: Actor, *, notes: str | None, reasons, asset_keys, fingerprint: str | None) -> Change:
     seen = ctx.seen(actor, fingerprint)
     reasons, asset_keys = history.clean_reasons(reasons, asset_keys, seen.assets)
-    row, before = ctx.row, ctx.row.status
-    _decide(row, REJECTED, actor, notes)
+    before = ctx.row.status
+    row = _decide(ctx, REJECTED, actor, notes)
     upsert_approval(ctx.order_id, ctx.stage, status=PENDING, reviewer=actor.email, notes=notes)
     decision = _record_decision(ctx, actor, seen, notes=notes, reasons=reasons, reason_assets=asset_keys)
     return Change("stage_rejected", {"notes": notes, **history.audit_details(decision)}, event="stage_rejected",
                   payload={"status_before": before, "reasons": reasons, "reason_assets": asset_keys},
-                  known=_known(seen, actor, PENDING, REJECTED, notes, reasons), result=row)
+                  known=_known(seen, actor, PENDING, REJECTED, notes, reasons), result=_decided(row, decision))
 
 
 def _reopen(ctx: Locked, actor: Actor, *, notes: str | None) -> Change:
@@ -448,8 +512,8 @@ def _undo(ctx: Locked, actor: Actor) -> Change:
             closed_at=closed.isoformat())
     before = row.status
     _restore(actor, row, decision.previous or {}, ctx.now)
-    decision.undone_at = ctx.now
-    decision.undone_by = actor.email
+    db.session.execute(update(DECISIONS).where(DECISIONS.c.id == decision.id)
+                       .values(undone_at=ctx.now, undone_by=actor.email))
     undone = f"stage_{decision.outcome}"
     return Change("stage_undone", {"undone_action": undone, "decision_id": str(decision.id),
                                    "decided_at": decision.decided_at.isoformat()},
@@ -462,28 +526,25 @@ def _when(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
-def _restore(actor: Actor, row: ReviewStage, previous: dict[str, Any], now: datetime) -> None:
+def _restore(actor: Actor, row: StageRow, previous: dict[str, Any], now: datetime) -> None:
     """Put the stage, its approvals row, its fingerprint and its claim back as they were before a decision."""
     stage = previous.get("stage") or {}
-    row.status = stage.get("status") or PENDING
-    row.reviewed_at = _when(stage.get("reviewed_at"))
-    row.reviewer_email = stage.get("reviewer_email")
-    row.reviewer_notes = stage.get("reviewer_notes")
-    db.session.flush()
+    write_stage(row, status=stage.get("status") or PENDING, reviewed_at=_when(stage.get("reviewed_at")),
+                reviewer_email=stage.get("reviewer_email"), reviewer_notes=stage.get("reviewer_notes"))
 
     key = {"order_id": row.order_id, "stage": row.stage_name}
     approval = previous.get("approval")
     if approval is None:
-        db.session.execute(delete(Approval).filter_by(**key))
+        db.session.execute(delete(Approval.__table__).filter_by(**key))
     else:
-        db.session.execute(update(Approval).filter_by(**key).values(
+        db.session.execute(update(Approval.__table__).filter_by(**key).values(
             status=approval["status"], approved_at=_when(approval.get("approved_at")),
             reviewer_email=approval["reviewer_email"], reviewer_notes=approval.get("reviewer_notes")))
 
     printed = previous.get("fingerprint")
-    db.session.execute(delete(ApprovalFingerprint).filter_by(**key))
+    db.session.execute(delete(ApprovalFingerprint.__table__).filter_by(**key))
     if printed is not None:
-        db.session.execute(insert(ApprovalFingerprint).values(
+        db.session.execute(insert(ApprovalFingerprint.__table__).values(
             fingerprint=printed["fingerprint"], assets=printed.get("assets") or [],
             recorded_at=_when(printed.get("recorded_at")), **key))
 
@@ -493,30 +554,29 @@ def _restore(actor: Actor, row: ReviewStage, previous: dict[str, Any], now: date
         # The undoer's own claim comes back with a fresh period (they are looking at the stage again);
         # anyone else's comes back exactly as it was, lapsed or not.
         own = claim["claimed_by"] == actor.email
-        db.session.execute(insert(StageClaim).values(
+        db.session.execute(insert(CLAIMS).values(
             claimed_by=claim["claimed_by"], claimed_at=_when(claim["claimed_at"]),
             renewed_at=now if own else _when(claim["renewed_at"]),
             expires_at=now + claims.ttl() if own else _when(claim["expires_at"]), **key))
 
 
-def _put_claim(ctx: Locked, actor: Actor, existing: StageClaim | None, audit_action: str, **extra) -> Change:
+def _put_claim(ctx: Locked, actor: Actor, existing, audit_action: str, **extra) -> Change:
     """Start a claim of ``actor`` on the stage (replacing ``existing``): status in review, audited."""
     row, now = ctx.row, ctx.now
-    if existing is None:
-        existing = StageClaim(order_id=row.order_id, stage=row.stage_name)
-        db.session.add(existing)
-    existing.claimed_by, existing.claimed_at, existing.renewed_at = actor.email, now, now
-    existing.expires_at = now + claims.ttl()
-    row.status = IN_REVIEW
-    return Change(audit_action, {"expires_at": existing.expires_at.isoformat(), **extra},
-                  result=claims.view(existing))
+    values = {"claimed_by": actor.email, "claimed_at": now, "renewed_at": now, "expires_at": now + claims.ttl()}
+    stmt = pg_insert(CLAIMS).values(order_id=row.order_id, stage=row.stage_name, **values)
+    put = db.session.execute(stmt.on_conflict_do_update(index_elements=[CLAIMS.c.order_id, CLAIMS.c.stage],
+                                                        set_=values).returning(*CLAIMS.c)).one()
+    write_stage(row, status=IN_REVIEW)
+    return Change(audit_action, {"expires_at": put.expires_at.isoformat(), **extra}, result=claims.view(put))
 
 
-def _extend(ctx: Locked, claim: StageClaim) -> Change:
+def _extend(ctx: Locked, claim) -> Change:
     """The holder's claim pushed CLAIM_TTL_SECONDS further; not audited (a heartbeat would flood the log)."""
-    claim.renewed_at = ctx.now
-    claim.expires_at = ctx.now + claims.ttl()
-    return Change(None, result=claims.view(claim))
+    put = db.session.execute(
+        update(CLAIMS).where(CLAIMS.c.order_id == claim.order_id, CLAIMS.c.stage == claim.stage)
+        .values(renewed_at=ctx.now, expires_at=ctx.now + claims.ttl()).returning(*CLAIMS.c)).one()
+    return Change(None, result=claims.view(put))
 
 
 def _refuse_blocked(ctx: Locked) -> None:
@@ -552,8 +612,8 @@ def _takeover(ctx: Locked, actor: Actor) -> Change:
 def _release(ctx: Locked, actor: Actor) -> Change:
     existing = ctx.claim
     lapsed = existing.expires_at <= ctx.now
-    db.session.delete(existing)
-    ctx.row.status = PENDING
+    drop_claim(ctx.order_id, ctx.stage.value)
+    write_stage(ctx.row, status=PENDING)
     return Change("stage_released", {"lapsed": lapsed}, result=ctx.row)
 
 
@@ -565,8 +625,9 @@ def _submit(ctx: Locked, actor: Actor, *, assets: list[dict[str, str]]) -> Chang
     order.r2_assets = {**(order.r2_assets or {}), stage: assets}
     cause = None
     if row is None:
-        row = ReviewStage(order_id=ctx.order_id, stage_name=stage, status=PENDING)
-        db.session.add(row)
+        db.session.flush()  # the order's new assets first (the ORM writes the order row)
+        row = StageRow(*db.session.execute(insert(STAGES).values(order_id=ctx.order_id, stage_name=stage,
+                                                                 status=PENDING).returning(*STAGES.c)).one())
         ctx.rows[stage] = row
         result, before = "created", None
     else:
@@ -647,10 +708,9 @@ def _import(ctx: Locked, actor: Actor, *, entry, plan: Callable, apply_changes: 
     waiting = ctx.waiting_before() if entry.status == APPROVED else []
     follows = row is not None and entry.status == APPROVED and not waiting
     before = row.status if row is not None else None
-    if follows:
-        row.status, row.reviewed_at = APPROVED, entry.approved_at
-        row.reviewer_email, row.reviewer_notes = entry.reviewer, entry.notes
-        db.session.flush()  # the stage first, so the approvals trigger sees lhb-review's own write
+    if follows:  # the stage first, so the approvals trigger sees lhb-review's own write
+        write_stage(row, status=APPROVED, reviewed_at=entry.approved_at, reviewer_email=entry.reviewer,
+                    reviewer_notes=entry.notes)
     stored = entry.status if (follows or row is None) else PENDING
     upsert_approval(ctx.order_id, ctx.stage, status=stored, reviewer=entry.reviewer, notes=entry.notes,
                     approved_at=entry.approved_at if stored == APPROVED else None, record_assets=False)
@@ -714,28 +774,29 @@ def expire_lapsed(limit: int = 500) -> int:
     with transaction():
         now = db_now()
         lapsed = db.session.execute(
-            select(ReviewStage, StageClaim)
-            .join(StageClaim, and_(StageClaim.order_id == ReviewStage.order_id,
-                                   StageClaim.stage == ReviewStage.stage_name))
-            .where(StageClaim.expires_at <= now)
-            .order_by(StageClaim.expires_at).limit(limit)
-            .with_for_update(of=ReviewStage, skip_locked=True).execution_options(populate_existing=True)
+            select(STAGES, CLAIMS.c.claimed_by.label("held_by"), CLAIMS.c.expires_at.label("claim_expires_at"))
+            .join(CLAIMS, and_(CLAIMS.c.order_id == STAGES.c.order_id, CLAIMS.c.stage == STAGES.c.stage_name))
+            .where(CLAIMS.c.expires_at <= now)
+            .order_by(CLAIMS.c.expires_at).limit(limit)
+            .with_for_update(of=STAGES, skip_locked=True)
         ).all()
-        orphans = db.session.scalars(
-            select(ReviewStage)
-            .where(ReviewStage.status == IN_REVIEW, ReviewStage.updated_at <= now - claims.ttl(),
-                   ~select(StageClaim.order_id).where(StageClaim.order_id == ReviewStage.order_id,
-                                                      StageClaim.stage == ReviewStage.stage_name).exists())
-            .limit(limit).with_for_update(skip_locked=True).execution_options(populate_existing=True)
+        orphans = db.session.execute(
+            select(STAGES)
+            .where(STAGES.c.status == IN_REVIEW, STAGES.c.updated_at <= now - claims.ttl(),
+                   ~select(CLAIMS.c.order_id).where(CLAIMS.c.order_id == STAGES.c.order_id,
+                                                    CLAIMS.c.stage == STAGES.c.stage_name).exists())
+            .limit(limit).with_for_update(skip_locked=True)
         ).all()
-        for row, claim in [*lapsed, *((r, None) for r in orphans)]:
+        width = len(STAGES.c)
+        for found, claimed in [*((r, True) for r in lapsed), *((r, False) for r in orphans)]:
+            row = StageRow(*found[:width])
             before = row.status
             if before == IN_REVIEW:
-                row.status = PENDING
-            details = {"claimed_by": claim.claimed_by if claim else None}
-            if claim is not None:
-                db.session.delete(claim)
-                details["expired_at"] = claim.expires_at.isoformat()
+                write_stage(row, status=PENDING)
+            details = {"claimed_by": found.held_by if claimed else None}
+            if claimed:
+                drop_claim(row.order_id, row.stage_name)
+                details["expired_at"] = found.claim_expires_at.isoformat()
             ctx = Locked(row.order_id, Stage(row.stage_name), {row.stage_name: row}, _now=now)
             transition_to(ctx, system, Change("claim_lapsed", details), before=before)
     return len(lapsed) + len(orphans)
@@ -744,7 +805,7 @@ def expire_lapsed(limit: int = 500) -> int:
 # --- the entry points: one per action, each one call of perform ------------------------------------------
 
 def approve(actor: Actor, order_id: str, stage: str, notes: str | None = None, *,
-            fingerprint: str | None = None, context: dict[str, Any] | None = None) -> ReviewStage:
+            fingerprint: str | None = None, context: dict[str, Any] | None = None) -> Decided:
     """Approve a waiting stage: review_stages and approvals approved, bound to the assets as they are now (with
     ``fingerprint``, what the reviewer's page showed, a change in between is refused); the decision goes into
     the history and ends the claim; audited ``stage_approved``, announced ``stage_approved``.
@@ -755,7 +816,7 @@ def approve(actor: Actor, order_id: str, stage: str, notes: str | None = None, *
 
 def reject(actor: Actor, order_id: str, stage: str, notes: str | None, reasons: list[str] | None = None,
            asset_keys: list[str] | None = None, *, fingerprint: str | None = None,
-           context: dict[str, Any] | None = None) -> ReviewStage:
+           context: dict[str, Any] | None = None) -> Decided:
     """Reject a waiting stage with notes and one or more reasons, optionally pointing at some of its assets:
     review_stages rejected, approvals pending; audited ``stage_rejected`` with the reasons.
 
@@ -764,7 +825,7 @@ def reject(actor: Actor, order_id: str, stage: str, notes: str | None, reasons: 
                    fingerprint=fingerprint, context=context)
 
 
-def reopen(actor: Actor, order_id: str, stage: str, notes: str | None = None) -> ReviewStage:
+def reopen(actor: Actor, order_id: str, stage: str, notes: str | None = None) -> StageRow:
     """Admins only: a decided stage back to pending (approvals pending too); audited ``stage_reopened``.
     Reopening an approved stage withdraws the approval of every later stage (``stage_voided``).
 
@@ -772,7 +833,7 @@ def reopen(actor: Actor, order_id: str, stage: str, notes: str | None = None) ->
     return perform(actor, order_id, stage, A.REOPEN, notes=notes)
 
 
-def undo(actor: Actor, order_id: str, stage: str, *, context: dict[str, Any] | None = None) -> ReviewStage:
+def undo(actor: Actor, order_id: str, stage: str, *, context: dict[str, Any] | None = None) -> StageRow:
     """The decider takes their latest decision back within UNDO_WINDOW_SECONDS: the stage, approvals row, claim
     and fingerprint as they were before it; the decision stays in the history marked undone. Audited and
     announced ``stage_undone``; undoing an approval withdraws the approval of every later stage.
@@ -801,7 +862,7 @@ def takeover(actor: Actor, order_id: str, stage: str) -> ClaimView:
     return perform(actor, order_id, stage, A.TAKEOVER)
 
 
-def release(actor: Actor, order_id: str, stage: str, *, context: dict[str, Any] | None = None) -> ReviewStage:
+def release(actor: Actor, order_id: str, stage: str, *, context: dict[str, Any] | None = None) -> StageRow:
     """The holder gives the stage back (their claim, live or lapsed): status pending; audited
     ``stage_released``. Raises NotFound, AlreadyDecided, NotClaimed, ClaimedByOther."""
     return perform(actor, order_id, stage, A.RELEASE, context=context)

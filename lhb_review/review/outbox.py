@@ -12,13 +12,14 @@ from datetime import datetime
 from typing import Any
 from flask import current_app, has_app_context
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from lhb_review.core import contracts, egress
 from lhb_review.extensions import db
 from lhb_review.models import AuditLog, Order, ReviewStage, WebhookDelivery
 from lhb_review.review.approvals import stage_statuses
 from lhb_review.review.checks import stage_checks
+from lhb_review.review.checks.jobs import summary as checks_summary
 
 EVENTS = contracts.EVENTS
 
@@ -98,6 +99,9 @@ def stage_snapshot(order_id: str, stage: str) -> dict[str, Any]:
     }
 
 
+NOT_READ = object()
+
+
 @dataclass(frozen=True)
 class Known:
     """What a caller has already read or written in this transaction, so enqueue need not read it again:
@@ -107,12 +111,13 @@ class Known:
     webhooks: Any
     now: datetime
     snapshot: dict[str, Any]
+    checks: Any = NOT_READ  # the stage's current check run as read in this transaction (None: it has none)
 
 
 def enqueue(
     order_id: str, stage: str | None, event: str, payload: dict[str, Any] | None = None, *,
     known: Known | None = None,
-) -> list[WebhookDelivery]:
+) -> list[dict[str, Any]]:
     """Write one delivery per callback URL of the order into the current transaction (nothing is sent here).
 
     The payload carries the event, the order, the stage's state after the change and ``payload``'s
@@ -137,12 +142,11 @@ def enqueue(
         "stage": stage,
         "occurred_at": isoformat(occurred_at),
         **snapshot,
-        "checks": stage_checks(order_id, stage) if stage else None,
+        "checks": (checks_summary(known.checks) if known is not None and known.checks is not NOT_READ
+                   else stage_checks(order_id, stage)) if stage else None,
         "details": payload or {},
     }
-    rows = [
-        WebhookDelivery(order_id=order_id, stage=stage, event=event, url=target["url"], payload=body)
-        for target in targets
-    ]
-    db.session.add_all(rows)
+    rows = [{"order_id": order_id, "stage": stage, "event": event, "url": target["url"], "payload": body}
+            for target in targets]
+    db.session.execute(insert(WebhookDelivery.__table__).values(rows))  # one statement for every callback URL
     return rows
