@@ -2,6 +2,9 @@
 and the reviewer's way through it (start, next, previous), which follows the filter they came from."""
 from __future__ import annotations
 
+from datetime import datetime, timezone
+from types import SimpleNamespace
+
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required
 from werkzeug.datastructures import MultiDict
@@ -12,6 +15,7 @@ from lhb_review.review.checks.jobs import check_state_of
 from lhb_review.review.queries import BadQuery
 from lhb_review.review.undoing import undoable
 from lhb_review.web.htmx import wants_fragment
+from lhb_review.web.links import Links
 
 bp = Blueprint("queue", __name__)
 QUEUE_FILTER_KEY = "queue_filter"
@@ -30,12 +34,19 @@ def index():
                                **_page_context(fragment=wants_fragment())), exc.status
     page = queries.queue_page(queue_filter)
     remember_queue_filter(queue_filter.params(cursor=None, size=queries.DEFAULT_PAGE_SIZE))
-    body = render_template(template, page=page, filter=queue_filter, error=None,
+    body = render_template(template, page=page, filter=queue_filter, error=None, links=row_links(),
+                           now=datetime.now(timezone.utc),
                            recent_undo=None if wants_fragment() else recent_undo(),
                            **_page_context(fragment=wants_fragment()))
     # The address bar gets the short form of the filter (no empty fields, no defaults), so it is worth sharing.
     headers = {"HX-Push-Url": url_for("queue.index", **queue_filter.params())} if wants_fragment() else {}
     return body, 200, headers
+
+
+def row_links() -> SimpleNamespace:
+    """The two links of every queue row, each from one pattern built for this page."""
+    return SimpleNamespace(order=Links("orders.order", "order_id"),
+                           stage=Links("review.stage", "order_id", "stage"))
 
 
 def _page_context(*, fragment: bool) -> dict:

@@ -11,6 +11,7 @@ from lhb_review.models.core import stage_assets
 from lhb_review.review import reasons
 from lhb_review.review import sla
 from lhb_review.core.stages import STAGE_LABELS, Stage
+from lhb_review.web.links import static_url
 
 STATUS_LABELS = {
     "pending": "Pending",
@@ -126,6 +127,16 @@ def age_level(value: datetime | None, now: datetime | None = None) -> str:
     return "" if level == "ok" else sla.Age(sla.thresholds()[0], level).label
 
 
+def waited(value: datetime | None, now: datetime) -> tuple[str, str]:
+    """The service-level mark of a waiting stage in one go: its CSS class and its words ("", "" within it)."""
+    if value is None:
+        return "", ""
+    found = sla.age(value, now)
+    if found.level == "ok":
+        return "", ""
+    return {"warn": "age-day age-warn", "breach": "age-old age-breach"}[found.level], found.label
+
+
 def reason_label(code: str) -> str:
     return reasons.label(code)
 
@@ -143,6 +154,7 @@ def register(app: Flask) -> None:
     app.add_template_filter(age)
     app.add_template_filter(age_class)
     app.add_template_filter(age_level)
+    app.add_template_filter(waited)
     app.add_template_filter(reason_label)
     app.add_template_filter(stage_label)
     app.add_template_filter(status_label)
@@ -151,6 +163,7 @@ def register(app: Flask) -> None:
     app.add_template_filter(spec_value)
     app.add_template_filter(humanize_key)
     app.add_template_global(spec_items)
+    app.add_template_global(static_url)
     app.add_template_global(stage_assets)
     app.add_template_test(is_image, "image_asset")
     app.add_template_test(is_pdf, "pdf_asset")
