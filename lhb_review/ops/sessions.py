@@ -46,6 +46,10 @@ def load(session_value: str | None) -> User | None:
         return None
     if not hmac.compare_digest(user.session_token.encode(), token.encode("utf-8", "replace")):
         return None
+    # The request's user is read once: out of the session, a commit does not expire it, so a page drawn
+    # after a decision does not read the user again. Changes to users go through ops.users, which locks
+    # and re-reads the row.
+    db.session.expunge(user)
     return user
 
 

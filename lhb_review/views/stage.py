@@ -184,6 +184,18 @@ def render_panel(order_id: str, stage: str, **extra) -> str:
     return render_template("review/_decision.html", **panel_context(order, row, **extra))
 
 
+def render_decided(order_id: str, decided: review.Decided, outcome: str) -> str:
+    """The panel right after the reviewer's own decision, from what the decision wrote (nothing read back):
+    the decided stage, its reasons, and the undo with its whole window left."""
+    row, window = decided.stage, current_app.config["UNDO_WINDOW_SECONDS"]
+    flow = {"order_id": order_id, "stage": row.stage_name,
+            "decision_reasons": decided.reasons,
+            "undo": {"outcome": decided.outcome, "seconds_left": window, "window": window} if window > 0 else None}
+    return render_template("review/_decision.html", order={"order_id": order_id}, row=row, decided=True,
+                           blocked_by=[], outcome=outcome, error=None, field_errors={}, notes="",
+                           failed_action=None, flow=flow)
+
+
 def compare_context(order: Order, parsed: Stage) -> dict | None:
     """The previous stage's pictures and the current ones, for postBria and postPdf."""
     previous = parsed.previous
@@ -321,7 +333,7 @@ def decide(order_id: str, stage: str, action: str, service: Callable[..., object
     check_names(order_id, stage)
     notes = request.form.get("notes", "")
     try:
-        service(current_actor(), order_id, stage, notes)
+        done = service(current_actor(), order_id, stage, notes)
     except NotFound as exc:
         abort(404, description=exc.message)
     except DomainError as exc:
@@ -337,8 +349,11 @@ def decide(order_id: str, stage: str, action: str, service: Callable[..., object
     if request.form.get("next"):
         session[queue.RECENT_KEY] = [order_id, stage]  # the next page offers to undo this decision
         return go_to(next_url(order_id, stage) or url_for("review.go_next", order_id=order_id, stage=stage))
-    return fragment_or_redirect(lambda: render_panel(order_id, stage, outcome=OUTCOMES[action]),
-                                stage_page(order_id, stage), message=OUTCOMES[action],
+    if isinstance(done, review.Decided):
+        panel = lambda: render_decided(order_id, done, OUTCOMES[action])  # noqa: E731
+    else:
+        panel = lambda: render_panel(order_id, stage, outcome=OUTCOMES[action])  # noqa: E731
+    return fragment_or_redirect(panel, stage_page(order_id, stage), message=OUTCOMES[action],
                                 headers={"HX-Trigger": "stage-decided"})
 
 
