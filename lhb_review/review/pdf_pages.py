@@ -14,11 +14,9 @@ import threading
 from dataclasses import dataclass
 from functools import lru_cache
 
-from pypdf import PdfReader
-from pypdf.generic import DictionaryObject
 
 from lhb_review.core.storage import Storage, StorageError
-from lhb_review.review.checks.pdf import page_box
+from lhb_review.review.checks.boxes import page_box
 
 log = logging.getLogger(__name__)
 MAX_PAGES = 48
@@ -34,13 +32,19 @@ class NoPicture(LookupError):
     """The page cannot be shown (no such page, a damaged PDF or page, or one over the pixel limit)."""
 
 
+def _reader(data: bytes):
+    from pypdf import PdfReader  # loaded on first use: a worker that never opens a PDF does not carry pypdf
+
+    return PdfReader(io.BytesIO(data))
+
+
 def derived_key(sha256: str, page: int) -> str:
     return f"derived/pdf-pages/{sha256}/{RENDER_VERSION}-page-{page}.png"
 
 
 def count_pages(data: bytes) -> int:
     try:
-        return min(len(PdfReader(io.BytesIO(data)).pages), MAX_PAGES)
+        return min(len(_reader(data).pages), MAX_PAGES)
     except Exception:  # a PDF that cannot be read has no pages to show; the page says so
         log.warning("Could not count the pages of a PDF", exc_info=True)
         return 0
@@ -54,6 +58,8 @@ def _declared_image_pixels(resources, depth: int = 0, seen: set | None = None) -
         raise NoPicture("The page's forms are nested too deeply.")
     try:
         resources = resources.get_object() if resources is not None else None
+        from pypdf.generic import DictionaryObject
+
         if not isinstance(resources, DictionaryObject) or "/XObject" not in resources:
             return 0
         xobjects = resources["/XObject"].get_object()
@@ -99,7 +105,7 @@ def page_geometry(data: bytes) -> list[PageGeometry]:
     """The trim and bleed of each page (up to MAX_PAGES), from the same boxes the checks read; [] when the
     PDF cannot be read."""
     try:
-        reader = PdfReader(io.BytesIO(data))
+        reader = _reader(data)
         found = []
         for page in reader.pages[:MAX_PAGES]:
             area = page_box(page, "/CropBox")
@@ -117,7 +123,7 @@ def page_picture(data: bytes, page: int, *, max_pixels: int, long_side: int = RE
     PDF or the page cannot be read or rendered, or the picture (or an image on the page) is past
     ``max_pixels``."""
     try:
-        reader = PdfReader(io.BytesIO(data))
+        reader = _reader(data)
         count = len(reader.pages)
     except Exception:  # noqa: BLE001 - a PDF that cannot be read has no pictures
         raise NoPicture("The PDF cannot be read.") from None

@@ -22,7 +22,6 @@ from lhb_review.core.tx import transaction
 from lhb_review.extensions import db
 from lhb_review.models import CheckRun, Order, ReviewStage
 from lhb_review.models.core import asset_entries
-from lhb_review.review.checks.engine import check_stage_set, file_present
 from lhb_review.review.checks.isolated import Limits, run_isolated
 from lhb_review.review.checks.results import ERROR, Result, failing_ids, ordered
 from lhb_review.review.checks.settings import CheckSettings, Specs
@@ -167,6 +166,9 @@ def check_run(run: Claimed, settings: WorkerSettings, storage: Storage) -> list[
     if fingerprint(assets) != run.fingerprint:
         return [Result("checks.run", ERROR, "The stage's files changed while the checks were queued; "
                                             "a newer run checks them.")]
+    # The engine (and the PDF and image libraries under it) loads in the checks worker only, not in web workers.
+    from lhb_review.review.checks.engine import check_stage_set, file_present
+
     results = check_stage_set(run.stage, assets, specs, settings.checks)
     present: list[tuple[dict, bytes]] = []
     for asset in assets:

@@ -8,6 +8,8 @@ import unicodedata
 from collections.abc import Callable, Iterator
 
 from pypdf import PdfReader
+
+from lhb_review.review.checks.boxes import page_box
 from pypdf.generic import ArrayObject, ContentStream, DictionaryObject, IndirectObject
 
 from lhb_review.review.checks.active_content import find_active_content
@@ -45,19 +47,6 @@ def open_pdf(data: bytes) -> PdfReader:
 def pages_listed(pages: list[int]) -> str:
     shown = ", ".join(str(p) for p in pages[:MAX_LISTED])
     return shown + (f" and {len(pages) - MAX_LISTED} more" if len(pages) > MAX_LISTED else "")
-
-
-def page_box(page, name: str):
-    """The page's own box ``name`` when it has one, else its MediaBox (inherited from the page tree)."""
-    if name in page:
-        try:
-            values = [float(v) for v in page[name]]
-            if len(values) == 4:
-                return min(values[0], values[2]), min(values[1], values[3]), max(values[0], values[2]), max(values[1], values[3])
-        except (TypeError, ValueError):
-            pass
-    box = page.mediabox
-    return float(box.left), float(box.bottom), float(box.right), float(box.top)
 
 
 def page_count(reader: PdfReader, key: str, specs: Specs, settings: CheckSettings) -> Result:
