@@ -6,6 +6,7 @@ assets the reviewer saw, and snapshots the state an undo returns to.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import SimpleNamespace
 from datetime import datetime
 from typing import Any
 
@@ -16,6 +17,7 @@ from lhb_review.models import ReviewStage, StageDecision
 from lhb_review.review.reasons import UnknownReason, parse_reasons
 from lhb_review.models.core import stage_assets
 from lhb_review.review import claims, fingerprints
+from lhb_review.review.checks.jobs import summary as checks_summary
 from lhb_review.core.actors import Actor
 from lhb_review.core.errors import Conflict, Invalid
 
@@ -160,6 +162,7 @@ class StageFacts:
     claim: claims.ClaimView | None  # live claims only
     decision: dict[str, Any] | None  # the latest decision not undone, as JSON
     last_event: dict[str, Any] | None  # the latest approve, reject or void audit row, as JSON
+    checks: dict[str, Any] | None = None  # the machine checks, as checks.jobs.summary gives them
 
 
 FACTS_SQL = text("""
@@ -175,7 +178,9 @@ FACTS_SQL = text("""
         WHERE a.order_id = :order_id AND a.stage = :stage
           AND a.action IN ('stage_approved', 'stage_rejected', 'stage_undone', 'approval_voided', 'stage_voided',
                          'stage_reopened')
-        ORDER BY a.created_at DESC LIMIT 1) AS last_event
+        ORDER BY a.created_at DESC LIMIT 1) AS last_event,
+      (SELECT jsonb_build_object('state', r.state, 'results', r.results) FROM check_runs r
+        WHERE r.order_id = :order_id AND r.stage = :stage AND r.stale_at IS NULL) AS check_run
 """)
 
 
@@ -189,4 +194,5 @@ def stage_facts(order_id: str, stage: str) -> StageFacts:
     event = dict(row.last_event) if row.last_event else None
     if event:
         event["created_at"] = datetime.fromisoformat(event["created_at"])
-    return StageFacts(row.now, claim, row.decision, event)
+    run = SimpleNamespace(**row.check_run) if row.check_run else None
+    return StageFacts(row.now, claim, row.decision, event, checks_summary(run))

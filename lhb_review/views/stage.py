@@ -150,6 +150,7 @@ def flow_context(order: Order, row: ReviewStage, *, auto_claim: bool = False, **
         "decision_reasons": (facts.decision or {}).get("reasons") or [] if row.status in DECIDED else [],
         "voided": event if event.get("action") in review.VOID_ACTIONS and row.status not in DECIDED else None,
         "compare": compare_context(order, parsed),
+        "checks": facts.checks,
         "max_asset_bytes": current_app.config["MAX_ASSET_BYTES"],
         **extra,
     }
@@ -231,10 +232,10 @@ def content_hash(asset: dict) -> str:
 FIRST_WAIT, MAX_WAIT = 2, 30  # seconds between polls of pending checks: doubling up to the cap
 
 
-def checks_context(order_id: str, stage: str, wait: int = FIRST_WAIT) -> dict:
-    """The checks panel: the stage's current checks with a link for each result, outcome counts, and how long
-    to wait before asking again while they are pending."""
-    found = stage_checks(order_id, stage)
+def checks_context(order_id: str, stage: str, wait: int = FIRST_WAIT, found: dict | None = None) -> dict:
+    """The checks panel: the stage's current checks (``found``, when already read with the page's other facts)
+    with a link for each result, outcome counts, and how long to wait before asking again while pending."""
+    found = stage_checks(order_id, stage) if found is None else found
     results = []
     for result in found["results"]:
         link = url_for("assets.file", key=result["asset"]) if result.get("asset") else None
@@ -265,9 +266,10 @@ def checks_panel(order_id: str, stage: str):
 @login_required
 def stage(order_id: str, stage: str):
     found, row = load(order_id, stage)
-    return render_template("review/stage.html", **panel_context(found, row, auto_claim=True),
+    context = panel_context(found, row, auto_claim=True)
+    return render_template("review/stage.html", **context,
                            history=queries.stage_history(order_id, stage), recent_undo=queue.recent_undo(),
-                           checks_ctx=checks_context(order_id, stage))
+                           checks_ctx=checks_context(order_id, stage, found=context["flow"]["checks"]))
 
 
 @bp.get("/orders/<order_id>/stages/<stage>/panel")
