@@ -126,6 +126,11 @@ def age_level(value: datetime | None, now: datetime | None = None) -> str:
     return "" if level == "ok" else sla.Age(sla.thresholds()[0], level).label
 
 
+def thousands(value: int) -> str:
+    """A count with thousands separators: 12,345."""
+    return f"{value:,}"
+
+
 def reason_label(code: str) -> str:
     return reasons.label(code)
 
@@ -143,6 +148,7 @@ def register(app: Flask) -> None:
     app.add_template_filter(age)
     app.add_template_filter(age_class)
     app.add_template_filter(age_level)
+    app.add_template_filter(thousands)
     app.add_template_filter(reason_label)
     app.add_template_filter(stage_label)
     app.add_template_filter(status_label)
