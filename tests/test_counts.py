@@ -314,6 +314,29 @@ def test_rebuild_recounts_what_bypassed_the_triggers(app):
     assert_exact()
 
 
+def test_flask_counts_compact_and_rebuild(runner, app):
+    order = make_order_with_stages("pending")
+    review.approve(ANA, order.order_id, "preBria")
+    compacted = runner.invoke(args=["counts", "compact"])
+    assert compacted.exit_code == 0, compacted.output
+    assert "Compacted 3 count rows into 1." in compacted.output
+    rebuilt = runner.invoke(args=["counts", "rebuild"])
+    assert rebuilt.exit_code == 0, rebuilt.output
+    assert "Counts rebuilt: 1 rows." in rebuilt.output
+    assert_exact()
+
+
+def test_a_worker_compacts_at_most_once_a_minute(app):
+    make_order_with_stages("pending")
+    clock = [100.0]
+    compactor = counts.Compactor(clock=lambda: clock[0])
+    assert compactor.maybe() is not None
+    clock[0] += 30
+    assert compactor.maybe() is None
+    clock[0] += 31
+    assert compactor.maybe() is not None
+
+
 # --- demo data ---------------------------------------------------------------------------------------------
 
 def test_the_demo_seed_leaves_exact_counts(runner, app):
