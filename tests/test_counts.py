@@ -2,12 +2,15 @@
 platform change, an order deleted), after compaction while decisions go on, and after a rebuild."""
 from __future__ import annotations
 
+import os
 import threading
 import time
 
 import psycopg2
 import pytest
+from psycopg2 import sql
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
 from lhb_review import review
 from lhb_review.core.actors import Actor
@@ -108,6 +111,42 @@ def test_the_pipelines_approve_stage_sql_keeps_the_counts_exact(app):
     # Out of order: stored as pending, the stage stays pending, nothing moves.
     run_approve_stage(app.config["SQLALCHEMY_DATABASE_URI"], order.order_id, "postPdf", "bot@littleherolabs.com")
     assert count_of("postBria", "pending") == 1
+
+
+def test_a_role_with_no_grant_on_the_counts_can_still_change_stages_and_orders(app, database_url):
+    """The pipeline's own database role may know nothing of lhb-review's counts table: the triggers write it
+    with their owner's rights."""
+    order = make_order_with_stages("pending")
+    role = f"lhb_nocounts_{os.getpid()}"
+    admin = psycopg2.connect(plain_dsn(database_url))
+    admin.autocommit = True
+    try:
+        with admin.cursor() as cur:
+            cur.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD 'pw'").format(sql.Identifier(role)))
+            cur.execute(sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(sql.Identifier(role)))
+            cur.execute(sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {}")
+                        .format(sql.Identifier(role)))
+            cur.execute(sql.SQL("REVOKE ALL ON stage_count_deltas FROM {}").format(sql.Identifier(role)))
+        url = make_url(database_url).set(username=role, password="pw").render_as_string(hide_password=False)
+        run_approve_stage(url, order.order_id, "preBria", "bot@littleherolabs.com")
+        conn = psycopg2.connect(plain_dsn(url))
+        try:
+            with conn.cursor() as cur:
+                cur.execute("UPDATE orders SET platform = 'amazon' WHERE order_id = %s", (order.order_id,))
+                with pytest.raises(psycopg2.errors.InsufficientPrivilege):
+                    cur.execute("SELECT count(*) FROM stage_count_deltas")
+            conn.rollback()
+            with conn.cursor() as cur:
+                cur.execute("UPDATE orders SET platform = 'amazon' WHERE order_id = %s", (order.order_id,))
+            conn.commit()
+        finally:
+            conn.close()
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+            cur.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+        admin.close()
+    assert count_of("preBria", "approved", platform="amazon") == 1
 
 
 def test_writes_straight_to_the_tables_keep_the_counts_exact(app):
