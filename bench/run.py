@@ -976,7 +976,7 @@ def explain_paths(fx: Fixtures, application) -> dict[str, str]:
     deep_approved = queue_cursor_param(application, fx.deep_approved_row) if fx.deep_approved_row else None
     if deep_approved:
         paths["queue of approved stages, deep cursor"] = f"/queue?status=approved&{deep_approved}"
-    paths["queue page: capped counts per stage and status"] = "/queue?page=full"
+    paths["queue page: counts per stage and status"] = "/queue?page=full"
     if fx.emails:
         paths["search by e-mail"] = f"/queue?q={urllib.parse.quote(fx.emails[0])}"
         paths["search by name"] = "/queue?q=" + urllib.parse.quote("Ava Johnson")

@@ -165,3 +165,28 @@ def test_flask_seed_bulk_reports_what_it_did(runner):
     assert again.exit_code == 0, again.output
     assert "nothing to do" in again.output
     assert scalar("SELECT count(*) FROM orders") == 40
+
+
+def test_bulk_load_leaves_exact_counts_and_the_counts_trigger_on(app):
+    make_order_with_stages("approved", "pending", order_id="ORD-BEFORE")
+    db.session.remove()
+
+    load_bulk(120, app.config["ASSET_DIR"])
+    load_bulk(180, app.config["ASSET_DIR"])  # a second load on top of the first
+
+    kept_sql = ("SELECT stage_name, status, platform, project, sum(n) FROM stage_count_deltas "
+                "GROUP BY 1, 2, 3, 4 HAVING sum(n) <> 0")
+    true_sql = ("SELECT s.stage_name, s.status, o.platform, o.project, count(*) FROM review_stages s "
+                "JOIN orders o USING (order_id) GROUP BY 1, 2, 3, 4")
+
+    def counted(sql):
+        return {tuple(r[:4]): r[4] for r in db.session.execute(text(sql))}
+
+    assert counted(kept_sql) == counted(true_sql)
+    assert sum(counted(kept_sql).values()) == scalar("SELECT count(*) FROM review_stages") > 360
+    assert scalar("SELECT count(*) FROM stage_count_deltas") == len(counted(true_sql))  # recounted, one per combination
+    assert scalar("SELECT count(*) FROM pg_trigger WHERE tgname = 'review_stages_counts' AND tgenabled = 'O'") == 1
+    db.session.execute(text("UPDATE review_stages SET status = 'rejected' WHERE order_id = 'ORD-BEFORE' "
+                            "AND stage_name = 'postBria'"))
+    db.session.commit()
+    assert counted(kept_sql) == counted(true_sql)

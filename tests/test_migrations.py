@@ -69,3 +69,47 @@ def test_the_stage_order_migration_lists_orders_that_break_the_order_and_changes
         assert statuses == {"preBria": "pending", "postBria": "approved"}
         assert head == "0007_user_session_token"
         db.engine.dispose()
+
+
+def test_the_counts_migration_seeds_one_summed_row_per_combination_and_downgrade_removes_it(scratch_database,
+                                                                                           tmp_path):
+    url = scratch_database("counts")
+    application = create_app({"TESTING": True}, env=test_env(url, tmp_path))
+    with application.app_context():
+        upgrade(revision="0012_check_runs")
+        with db.engine.begin() as conn:
+            conn.execute(text(
+                "INSERT INTO orders (order_id, platform, project, customer_first_name, customer_last_name, "
+                "customer_email, order_date, status) SELECT 'ORD-' || n, CASE WHEN n % 3 = 0 THEN 'amazon' "
+                "ELSE 'shopify' END, 'bedtime-hero', 'A', 'B', 'a@example.com', now(), 'in_review' "
+                "FROM generate_series(1, 30) n"))
+            conn.execute(text(
+                "INSERT INTO review_stages (order_id, stage_name, status) SELECT 'ORD-' || n, 'preBria', "
+                "CASE WHEN n % 2 = 0 THEN 'approved' ELSE 'pending' END FROM generate_series(1, 30) n"))
+            conn.execute(text(
+                "INSERT INTO review_stages (order_id, stage_name, status) SELECT 'ORD-' || n, 'postBria', "
+                "'in_review' FROM generate_series(2, 30, 2) n"))
+        upgrade()
+        with db.engine.connect() as conn:
+            seeded = sorted(map(tuple, conn.execute(text(
+                "SELECT stage_name, status, platform, project, n FROM stage_count_deltas"))))
+        assert seeded == [
+            ("postBria", "in_review", "amazon", "bedtime-hero", 5),
+            ("postBria", "in_review", "shopify", "bedtime-hero", 10),
+            ("preBria", "approved", "amazon", "bedtime-hero", 5),
+            ("preBria", "approved", "shopify", "bedtime-hero", 10),
+            ("preBria", "pending", "amazon", "bedtime-hero", 5),
+            ("preBria", "pending", "shopify", "bedtime-hero", 10),
+        ]
+
+        downgrade(revision="0012_check_runs")
+        assert "stage_count_deltas" not in tables(url)
+        with db.engine.begin() as conn:
+            left = conn.execute(text(
+                "SELECT (SELECT count(*) FROM pg_trigger WHERE tgname LIKE '%counts%'), "
+                "(SELECT count(*) FROM pg_proc WHERE proname LIKE 'stage_counts%')")).one()
+            assert tuple(left) == (0, 0)
+            conn.execute(text("UPDATE review_stages SET status = 'pending' WHERE stage_name = 'postBria'"))
+            conn.execute(text("UPDATE orders SET platform = 'etsy'"))
+            conn.execute(text("DELETE FROM orders WHERE order_id = 'ORD-1'"))
+        db.engine.dispose()

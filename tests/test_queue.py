@@ -1,7 +1,8 @@
-"""The queue: waiting stages oldest first, filters and search in the URL, keyset pages, capped counts."""
+"""The queue: waiting stages oldest first, filters and search in the URL, keyset pages, exact counts."""
 from __future__ import annotations
 
 import re
+from html import unescape
 from datetime import datetime, timedelta, timezone
 from urllib.parse import parse_qs, urlsplit
 
@@ -206,18 +207,67 @@ def test_counts_at_a_glance_per_stage_and_status(app, reviewer):
     assert re.search(r'stage=postPdf&amp;status=rejected".*?count-n">1<', glance, re.S)
 
 
-def test_counts_are_capped(app, reviewer):
+def glance_of(body: str) -> str:
+    return body[body.index('id="glance"'):body.index('id="queue-filters"')]
+
+
+def test_counts_are_exact_above_a_thousand_with_thousands_separators(app, reviewer):
     db.session.execute(text(
         "INSERT INTO orders (order_id, platform, project, customer_first_name, customer_last_name, customer_email,"
         " order_date, status) SELECT 'BULK-' || n, 'shopify', 'p', 'A', 'B', 'a@b.c', now(), 'in_review'"
-        " FROM generate_series(1, 1005) n"))
+        " FROM generate_series(1, 1234) n"))
     db.session.execute(text(
-        "INSERT INTO review_stages (order_id, stage_name, status) SELECT 'BULK-' || n, 'preBria', 'pending'"
-        " FROM generate_series(1, 1005) n"))
+        "INSERT INTO review_stages (order_id, stage_name, status) SELECT 'BULK-' || n, 'preBria',"
+        " CASE WHEN n <= 1001 THEN 'pending' ELSE 'in_review' END FROM generate_series(1, 1234) n"))
     db.session.commit()
-    body = reviewer.get("/queue").get_data(as_text=True)
-    assert "<strong>1000+</strong> waiting" in body
-    assert 'count-n">1000+<' in body
+    glance = glance_of(reviewer.get("/queue").get_data(as_text=True))
+    assert re.findall(r"<strong>([^<]+)</strong> waiting", glance) == ["1,234", "0", "0"]
+    assert re.search(r'stage=preBria&amp;status=pending".*?count-n">1,001<', glance, re.S)
+    assert re.search(r'stage=preBria&amp;status=in_review".*?count-n">233<', glance, re.S)
+    assert "1000+" not in glance
+
+
+def test_the_glance_follows_the_platform_and_project_filter_and_says_so(app, reviewer):
+    for i, (platform, project) in enumerate([("amazon", "bedtime-hero"), ("amazon", "bedtime-hero"),
+                                             ("amazon", "space-hero"), ("shopify", "bedtime-hero")]):
+        stage_at(i, platform=platform, project=project)
+
+    everything = glance_of(reviewer.get("/queue").get_data(as_text=True))
+    assert re.findall(r"<strong>([^<]+)</strong> waiting", everything)[0] == "4"
+    assert "All stages: every platform and project." in everything
+
+    amazon = glance_of(reviewer.get("/queue?platform=amazon").get_data(as_text=True))
+    assert re.findall(r"<strong>([^<]+)</strong> waiting", amazon)[0] == "3"
+    assert "Counts for platform <strong>amazon</strong>, every project." in amazon
+
+    both = glance_of(reviewer.get("/queue?platform=amazon&project=bedtime-hero&q=nobody&checks=failing")
+                     .get_data(as_text=True))
+    assert re.findall(r"<strong>([^<]+)</strong> waiting", both)[0] == "2"  # search and checks do not narrow
+    assert "Counts for platform <strong>amazon</strong>, project <strong>bedtime-hero</strong>." in both
+    assert "Search and the machine-checks filter do not narrow these counts." in both
+    links = [unescape(h) for h in re.findall(r'<a href="([^"]+)"', both)]
+    assert links and all(parse_qs(urlsplit(h).query)["platform"] == ["amazon"] for h in links)
+    assert all(parse_qs(urlsplit(h).query)["project"] == ["bedtime-hero"] for h in links)
+
+
+def test_a_fragment_brings_new_counts_only_when_platform_or_project_changed(app, reviewer):
+    stage_at(1, platform="amazon")
+    stage_at(2, platform="shopify")
+    htmx = {"HX-Request": "true", "HX-Current-URL": "http://localhost/queue?q=ada"}
+
+    searched = reviewer.get("/queue?q=adam", headers=htmx).get_data(as_text=True)
+    assert 'id="glance"' not in searched
+
+    narrowed = reviewer.get("/queue?platform=amazon", headers=htmx).get_data(as_text=True)
+    glance = narrowed[narrowed.index('id="glance"'):]
+    assert 'hx-swap-oob="true"' in glance[:glance.index(">")]
+    assert "Counts for platform <strong>amazon</strong>" in glance
+    assert re.findall(r"<strong>([^<]+)</strong> waiting", glance)[0] == "1"
+
+    same = {"HX-Request": "true", "HX-Current-URL": "http://localhost/queue?platform=amazon"}
+    assert 'id="glance"' not in reviewer.get("/queue?platform=amazon&q=x", headers=same).get_data(as_text=True)
+    widened = reviewer.get("/queue", headers=same).get_data(as_text=True)
+    assert "All stages: every platform and project." in widened
 
 
 def test_statements_per_queue_page_do_not_grow_with_the_data(app, reviewer):
@@ -236,13 +286,14 @@ def test_statements_per_queue_page_do_not_grow_with_the_data(app, reviewer):
     assert max(many) <= 4
 
 
-def test_queue_sql_has_no_offset_and_no_uncapped_count(app, reviewer):
+def test_queue_sql_has_no_offset_and_counts_nothing_over_the_stages(app, reviewer):
     stage_at(1)
     with count_statements() as seen:
-        reviewer.get("/queue?q=ada")
+        reviewer.get("/queue?q=ada&platform=amazon")
     sql = " ".join(seen).upper()
-    assert "OFFSET" not in sql and "DISTINCT" not in sql
-    assert sql.count("COUNT(") == sql.count("LIMIT") - 1  # each count over a LIMIT subquery; one more for the page
+    assert "OFFSET" not in sql and "DISTINCT" not in sql and "COUNT(" not in sql
+    [read] = [s for s in seen if "stage_count_deltas" in s]  # the counts: one statement over the kept sums
+    assert "review_stages" not in read and "GROUP BY" in read.upper()
 
 
 def test_customer_markup_is_shown_as_text(app, reviewer):

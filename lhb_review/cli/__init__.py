@@ -15,6 +15,7 @@ from lhb_review.cli import ops as ops_commands
 from lhb_review.cli.common import CLI_ACTOR, demo_option, fail, refuse_demo_outside_development
 from lhb_review.cli import pipeline
 from lhb_review.cli import checks as checks_commands
+from lhb_review.cli import counts as counts_commands
 from lhb_review.config import redact
 from lhb_review.extensions import db
 from lhb_review.models import User
@@ -34,6 +35,7 @@ def register(app: Flask) -> None:
     ops_commands.register(app)
     pipeline.register(app)
     checks_commands.register(app)
+    counts_commands.register(app)
 
 
 @click.command("seed")

@@ -11,6 +11,8 @@ from flask.cli import AppGroup
 from lhb_review.cli.common import fail
 from lhb_review.core.stages import UnknownStage, parse_stage
 from lhb_review.extensions import db
+from lhb_review.cli.counts import compact_in_worker
+from lhb_review.review import counts
 from lhb_review.review.checks import jobs
 
 checks_cli = AppGroup("checks", help="Machine checks of each stage's files.")
@@ -34,7 +36,9 @@ def checks_run(once: bool) -> None:
     signal.signal(signal.SIGTERM, lambda signum, frame: stopping.append(signum))
     signal.signal(signal.SIGINT, lambda signum, frame: stopping.append(signum))
     click.echo(f"Worker {worker} checking files; stop with Ctrl-C.")
+    compactor = counts.Compactor()  # the queue's counts are compacted by whichever worker gets there first
     while not stopping:
+        compact_in_worker(compactor)
         try:
             done = jobs.run_worker(settings, once=True, worker=worker, should_stop=lambda: bool(stopping))
         except Exception as exc:  # a database restart must not end the worker; it retries after the pause

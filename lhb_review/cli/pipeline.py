@@ -12,8 +12,10 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 
 from lhb_review.cli.common import CLI_ACTOR, fail
+from lhb_review.cli.counts import compact_in_worker
 from lhb_review.extensions import db
 from lhb_review.pipeline import importer, tokens, webhooks
+from lhb_review.review import counts
 from lhb_review.core.errors import DomainError
 
 tokens_cli = AppGroup("tokens", help="API tokens of the pipeline.")
@@ -84,7 +86,9 @@ def webhooks_deliver(once: bool) -> None:
     signal.signal(signal.SIGINT, stop)
     click.echo(f"Worker {worker} delivering webhooks; stop with Ctrl-C.")
     poll = float(current_app.config.get("WEBHOOK_POLL_SECONDS", 2))
+    compactor = counts.Compactor()  # the queue's counts are compacted by whichever worker gets there first
     while not stopping:
+        compact_in_worker(compactor)
         try:
             sent = webhooks.drain(settings, worker)
         except Exception as exc:  # a database restart must not end the worker; it retries after the pause

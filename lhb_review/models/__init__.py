@@ -13,3 +13,7 @@ from lhb_review.models import performance  # noqa: E402,F401  (indexes on the cu
 from lhb_review.models.checks import CheckRun  # noqa: E402
 
 __all__ += ["CheckRun"]
+
+from lhb_review.models.counts import StageCountDelta  # noqa: E402
+
+__all__ += ["StageCountDelta"]

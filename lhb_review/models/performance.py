@@ -30,7 +30,7 @@ PERFORMANCE_INDEXES = (
         ReviewStage.id,
         postgresql_where=text(WAITING_PREDICATE),
     ),
-    # A queue filtered on one status, with or without a stage; also capped counts per stage and status.
+    # A queue filtered on one status, with or without a stage.
     Index("ix_review_stages_status_queue", ReviewStage.status, ReviewStage.created_at, ReviewStage.id),
     Index(
         "ix_review_stages_stage_status_queue",

@@ -1,18 +1,19 @@
 """Read-side queries shared by the review pages, the API and the CLI: the queue, an order, a stage's history.
 
 The queue is review_stages joined to orders, oldest first by (review_stages.created_at, review_stages.id),
-paged by keyset on that pair with an opaque signed cursor. Nothing here uses OFFSET or an exact COUNT over
-the big tables: counts are capped, and every page issues a fixed number of statements whatever the data.
+paged by keyset on that pair with an opaque signed cursor. Nothing here uses OFFSET or a COUNT over the big
+tables (the counts at a glance are kept by the database: review.counts), and every page issues a fixed
+number of statements whatever the data.
 """
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Mapping
 
 from flask import current_app
-from sqlalchemy import and_, case, func, literal, literal_column, or_, select, union_all
+from sqlalchemy import and_, case, func, literal, literal_column, or_, select
 from sqlalchemy.orm import joinedload
 
 from lhb_review.core import paging
@@ -26,7 +27,6 @@ from lhb_review.core.errors import DomainError
 
 PAGE_SIZES = (25, 50, 100)
 DEFAULT_PAGE_SIZE = 50
-COUNT_CAP = 1000
 MAX_SEARCH = 200
 MAX_FILTER_VALUE = 100
 HISTORY_LIMIT = 50
@@ -244,53 +244,6 @@ def queue_page(f: QueueFilter) -> QueuePage:
 def position(row: QueueRow, sort: str) -> datetime:
     """The row's value of the sort's first key (the cursor carries it with the stage id)."""
     return row.order_date if sort == "order_date" else row.created_at
-
-
-@dataclass(frozen=True)
-class Count:
-    value: int
-
-    @property
-    def capped(self) -> bool:
-        return self.value > COUNT_CAP
-
-    def __str__(self) -> str:
-        return f"{COUNT_CAP}+" if self.capped else str(self.value)
-
-
-@dataclass
-class StageCounts:
-    stage: str
-    by_status: dict[str, Count] = field(default_factory=dict)
-
-    @property
-    def waiting(self) -> Count:
-        return Count(sum(self.by_status[s.value].value for s in WAITING))
-
-
-def stage_counts() -> list[StageCounts]:
-    """How many stages are in each stage and status, each count capped at COUNT_CAP, in one statement.
-
-    Each (stage, status) pair counts at most COUNT_CAP + 1 rows through a LIMIT subquery, so the cost does
-    not grow with the table; a count above the cap is shown as "1000+".
-    """
-    parts = []
-    for stage in STAGE_NAMES:
-        for status in StageStatus:
-            capped = (
-                select(literal(1).label("one"))
-                .select_from(ReviewStage)
-                .where(ReviewStage.stage_name == stage, ReviewStage.status == status.value)
-                .limit(COUNT_CAP + 1)
-                .subquery()
-            )
-            parts.append(select(literal(stage).label("stage"), literal(status.value).label("status"),
-                                func.count().label("n")).select_from(capped))
-    found = {(s, st): n for s, st, n in db.session.execute(union_all(*parts)).all()}
-    return [
-        StageCounts(stage, {st.value: Count(found.get((stage, st.value), 0)) for st in StageStatus})
-        for stage in STAGE_NAMES
-    ]
 
 
 # --- one order, one stage ------------------------------------------------------------------------------

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from types import SimpleNamespace
+from urllib.parse import parse_qs, urlsplit
 
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required
 from werkzeug.datastructures import MultiDict
 
 from lhb_review.models import Order, ReviewStage
-from lhb_review.review import next_stage, queries, sla
+from lhb_review.review import counts, next_stage, queries, sla
 from lhb_review.review.checks.jobs import check_state_of
 from lhb_review.review.queries import BadQuery
 from lhb_review.review.undoing import undoable
@@ -31,13 +32,13 @@ def index():
         queue_filter = queries.parse_queue_filter(request.args)
     except BadQuery as exc:
         return render_template(template, error=exc.message, page=None, filter=queries.QueueFilter(),
-                               **_page_context(fragment=wants_fragment())), exc.status
+                               **_page_context(queries.QueueFilter(), fragment=wants_fragment())), exc.status
     page = queries.queue_page(queue_filter)
     remember_queue_filter(queue_filter.params(cursor=None, size=queries.DEFAULT_PAGE_SIZE))
     body = render_template(template, page=page, filter=queue_filter, error=None, links=row_links(),
                            now=datetime.now(timezone.utc),
                            recent_undo=None if wants_fragment() else recent_undo(),
-                           **_page_context(fragment=wants_fragment()))
+                           **_page_context(queue_filter, fragment=wants_fragment()))
     # The address bar gets the short form of the filter (no empty fields, no defaults), so it is worth sharing.
     headers = {"HX-Push-Url": url_for("queue.index", **queue_filter.params())} if wants_fragment() else {}
     return body, 200, headers
@@ -49,17 +50,38 @@ def row_links() -> SimpleNamespace:
                            stage=Links("review.stage", "order_id", "stage"))
 
 
-def _page_context(*, fragment: bool) -> dict:
-    """What the full page needs around the list: capped counts and the filter choices (not for fragments)."""
+def _page_context(f: queries.QueueFilter, *, fragment: bool) -> dict:
+    """What the full page needs around the list: the counts at a glance for the filter's platform and
+    project, and the filter choices. A fragment gets the counts only when its platform or project differs
+    from those of the page it lands on (swapped in out of band), so searching and paging add no statement."""
+    scope = glance_scope(f)
     if fragment:
-        return {}
+        shown = shown_scope()
+        if shown in (None, scope):
+            return {}
+        return {"counts": counts.stage_counts(**scope), "scope": scope, "glance_oob": True}
     return {
-        "counts": queries.stage_counts(),
+        "counts": counts.stage_counts(**scope),
+        "scope": scope,
         "choices": queries.filter_choices(),
         "page_sizes": queries.PAGE_SIZES,
         "status_filters": queries.STATUS_FILTERS,
         "sorts": sla.SORTS,
     }
+
+
+def glance_scope(f: queries.QueueFilter) -> dict[str, str]:
+    """What the counts at a glance follow: the filter's platform and project (the others do not narrow them)."""
+    return {k: v for k, v in (("platform", f.platform), ("project", f.project)) if v}
+
+
+def shown_scope() -> dict[str, str] | None:
+    """The platform and project of the page an htmx request comes from (HX-Current-URL); None when unknown."""
+    current = request.headers.get("HX-Current-URL")
+    if not current:
+        return None
+    args = parse_qs(urlsplit(current).query)
+    return {k: args[k][0].strip() for k in ("platform", "project") if args.get(k) and args[k][0].strip()}
 
 
 @bp.get("/queue/next")

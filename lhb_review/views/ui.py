@@ -137,6 +137,11 @@ def waited(value: datetime | None, now: datetime) -> tuple[str, str]:
     return {"warn": "age-day age-warn", "breach": "age-old age-breach"}[found.level], found.label
 
 
+def thousands(value: int) -> str:
+    """A count with thousands separators: 12,345."""
+    return f"{value:,}"
+
+
 def reason_label(code: str) -> str:
     return reasons.label(code)
 
@@ -155,6 +160,7 @@ def register(app: Flask) -> None:
     app.add_template_filter(age_class)
     app.add_template_filter(age_level)
     app.add_template_filter(waited)
+    app.add_template_filter(thousands)
     app.add_template_filter(reason_label)
     app.add_template_filter(stage_label)
     app.add_template_filter(status_label)
