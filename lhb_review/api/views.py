@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 
 from flask import current_app, request, url_for
 from sqlalchemy import String, and_, bindparam, select, tuple_
 
 from lhb_review.extensions import db
-from lhb_review.models import Approval, ApprovalFingerprint, AuditLog, Order, ReviewStage
+from lhb_review.models import Approval, ApprovalFingerprint, AuditLog, CheckRun, Order, ReviewStage
 from lhb_review.models.core import asset_entries
 from lhb_review import review
 from lhb_review.core import paging
 from lhb_review.review import outbox
-from lhb_review.review.checks import stage_checks
+from lhb_review.review.checks.jobs import summary as checks_summary
 from lhb_review.pipeline import orders
 from lhb_review.review.approvals import stage_statuses, status_answer
 from lhb_review.core import contracts
@@ -166,6 +167,8 @@ def _stage_status_statement():
             Approval.status.label("approval_status"),
             ApprovalFingerprint.fingerprint.label("approved_fingerprint"),
             last_decision.label("last_decision"),
+            CheckRun.state.label("check_state"),
+            CheckRun.results.label("check_results"),
         )
         .select_from(pair)
         .outerjoin(Order, Order.order_id == pair.c.order_id)
@@ -176,6 +179,10 @@ def _stage_status_statement():
         .outerjoin(
             ApprovalFingerprint,
             and_(ApprovalFingerprint.order_id == pair.c.order_id, ApprovalFingerprint.stage == pair.c.stage),
+        )
+        .outerjoin(  # the stage's current machine-check run (one at most: ux_check_runs_current)
+            CheckRun,
+            and_(CheckRun.order_id == pair.c.order_id, CheckRun.stage == pair.c.stage, CheckRun.stale_at.is_(None)),
         )
     )
 
@@ -197,7 +204,8 @@ def stage_json(order_id: str, stage: str) -> dict:
         status_answer(found.approval_status, found.approved_fingerprint, found.assets),
         found.last_decision,
     )
-    answer["checks"] = stage_checks(order_id, stage)
+    run = SimpleNamespace(state=found.check_state, results=found.check_results) if found.check_state else None
+    answer["checks"] = checks_summary(run)
     return answer
 
 
