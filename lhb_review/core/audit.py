@@ -54,6 +54,30 @@ def valid_ip(value: str | None) -> str | None:
         return None
 
 
+def statement(
+    actor: Actor,
+    action: str,
+    *,
+    order_id: str = "",
+    stage: str | None = None,
+    details: dict[str, Any] | None = None,
+):
+    """The INSERT of one audit row, for a caller that sends it with another statement (as a CTE).
+
+    ``action`` is one of ACTIONS: an action nobody listed is a programming error, refused before any write."""
+    if action not in ACTIONS:
+        raise ValueError(f"unknown audit action {action!r}: add it to core.audit.ACTIONS")
+    return insert(AuditLog.__table__).values(
+        order_id=order_id or "",
+        action=action,
+        stage=stage,
+        reviewer_email=actor.email,
+        details=details or {},
+        ip_address=valid_ip(actor.ip),
+        user_agent=(actor.user_agent or None) and actor.user_agent[:MAX_USER_AGENT],
+    )
+
+
 def record(
     actor: Actor,
     action: str,
@@ -63,17 +87,5 @@ def record(
     details: dict[str, Any] | None = None,
 ) -> None:
     """Write one audit row in the current transaction (one INSERT, sent now); it commits or rolls back with
-    the change.
-
-    ``action`` is one of ACTIONS: an action nobody listed is a programming error, refused before any write."""
-    if action not in ACTIONS:
-        raise ValueError(f"unknown audit action {action!r}: add it to core.audit.ACTIONS")
-    db.session.execute(insert(AuditLog.__table__).values(
-        order_id=order_id or "",
-        action=action,
-        stage=stage,
-        reviewer_email=actor.email,
-        details=details or {},
-        ip_address=valid_ip(actor.ip),
-        user_agent=(actor.user_agent or None) and actor.user_agent[:MAX_USER_AGENT],
-    ))
+    the change. Refuses an action not in ACTIONS before any write."""
+    db.session.execute(statement(actor, action, order_id=order_id, stage=stage, details=details))

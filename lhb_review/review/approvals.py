@@ -13,14 +13,15 @@ from lhb_review.core.actors import SYSTEM_EMAIL
 
 
 def upsert_approval(order_id: str, stage: Stage, *, status: str, reviewer: str, notes: str | None = None,
-                    assets: list | None = None, approved_at=None, record_assets: bool = True):
+                    assets: list | None = None, approved_at=None, record_assets: bool = True, along=()):
     """Insert or update the (order, stage) approvals row inside the caller's transaction, in one statement
     (``INSERT ... ON CONFLICT ... RETURNING``); returns the row as written.
 
     An approval also records the fingerprint of the stage's assets as they are now: the approval
     covers those assets and no others (see get_stage_status). ``assets``: the stage's assets when the
     caller has already read them in this transaction (else they are read here); ``approved_at``: when,
-    if not now (an imported approval keeps its own time); ``record_assets=False`` records no fingerprint.
+    if not now (an imported approval keeps its own time); ``record_assets=False`` records no fingerprint;
+    ``along``: the caller's own writes as CTEs, sent in the same statement.
     """
     approved = status == "approved"
     values = dict(
@@ -46,6 +47,8 @@ def upsert_approval(order_id: str, stage: Stage, *, status: str, reviewer: str, 
     if approved and record_assets:  # the fingerprint's upsert travels in the same statement, as a data-modifying CTE
         recorded = fingerprints.record_approval_statement(order_id, stage, assets)
         stmt = stmt.add_cte(recorded.returning(ApprovalFingerprint.order_id).cte("recorded_fingerprint"))
+    for cte in along:  # the caller's writes that go with it (a decision's history row), in the same statement
+        stmt = stmt.add_cte(cte)
     return db.session.execute(stmt).one()
 
 

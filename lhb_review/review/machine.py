@@ -298,6 +298,7 @@ def transition_to(ctx: Locked, actor: Actor, change: Change, *, before: str | No
     caller's ``context`` merged into its details; the action's own details win) and outbox event and, when
     the stage has just stopped being approved, the withdrawal of every later stage's approval (void_later)."""
     row = ctx.row
+    audited = None
     if change.audit is not None:
         details = dict(change.details)
         after = row.status if row else None
@@ -306,9 +307,11 @@ def transition_to(ctx: Locked, actor: Actor, change: Change, *, before: str | No
         if change.statuses and (before != after or change.audit in ALWAYS_STATUSES):
             details = {"status_before": before, "status_after": after, **details}
         details = {**(context or {}), **details}  # the caller's context never overrides the action's own facts
-        audit.record(actor, change.audit, order_id=ctx.order_id, stage=ctx.stage.value, details=details)
-    if change.event is not None:
-        outbox.enqueue(ctx.order_id, ctx.stage.value, change.event, change.payload, known=change.known)
+        audited = audit.statement(actor, change.audit, order_id=ctx.order_id, stage=ctx.stage.value, details=details)
+    if change.event is not None:  # the audit row travels with the deliveries, in one statement
+        outbox.enqueue(ctx.order_id, ctx.stage.value, change.event, change.payload, known=change.known, along=audited)
+    elif audited is not None:
+        db.session.execute(audited)
     if change.cause is not None:
         void_later(ctx, actor, change.cause)
 
@@ -432,9 +435,11 @@ class Decided:
         return self.stage.status
 
 
-def _record_decision(ctx: Locked, actor: Actor, seen: history.Seen, *, notes: str | None,
+def _record_decision(ctx: Locked, actor: Actor, seen: history.Seen, *, status: str, notes: str | None,
                      reasons: list[str] | None = None, reason_assets: list[str] | None = None) -> dict[str, Any]:
-    """Add the decision to the history and end the stage's claim, in one statement. Returns the decision."""
+    """The decided stage's approvals row (``status``), its history entry and the end of its claim, in one
+    statement: the approvals upsert with the history INSERT and the claim's DELETE as CTEs. Returns the
+    decision as written."""
     row = ctx.row
     decision = {
         "id": uuid.uuid4(), "order_id": row.order_id, "stage": row.stage_name, "outcome": row.status,
@@ -442,10 +447,11 @@ def _record_decision(ctx: Locked, actor: Actor, seen: history.Seen, *, notes: st
         "fingerprint": seen.fingerprint, "assets": fingerprints.asset_identity(seen.assets),
         "previous": seen.previous, "decided_at": seen.now,
     }
-    stmt = insert(DECISIONS).values(**decision)
+    along = [insert(DECISIONS).values(**decision).cte("decision")]
     if seen.claimed:  # the stage row is locked: no claim can have appeared since before_decision looked
-        stmt = stmt.add_cte(_claim_of(row.order_id, row.stage_name).cte("ended_claim"))
-    db.session.execute(stmt)
+        along.append(_claim_of(row.order_id, row.stage_name).cte("ended_claim"))
+    upsert_approval(ctx.order_id, ctx.stage, status=status, reviewer=actor.email, notes=notes,
+                    assets=seen.assets if status == APPROVED else None, along=along)
     return decision
 
 
@@ -469,8 +475,7 @@ def _approve(ctx: Locked, actor: Actor, *, notes: str | None, fingerprint: str |
     overridden = require_override(ctx.order_id, ctx.stage.value, notes, run=seen.checks)  # failing checks need notes
     # The stage row goes first, so the approvals trigger sees lhb-review's own decision and leaves it be.
     row = _decide(ctx, APPROVED, actor, notes)
-    upsert_approval(ctx.order_id, ctx.stage, status=APPROVED, reviewer=actor.email, notes=notes, assets=seen.assets)
-    decision = _record_decision(ctx, actor, seen, notes=notes)
+    decision = _record_decision(ctx, actor, seen, status=APPROVED, notes=notes)
     details = {"notes": notes, **history.audit_details(decision),
                **({"overridden_checks": overridden} if overridden else {})}
     return Change("stage_approved", details, event="stage_approved",
@@ -483,8 +488,8 @@ def _reject(ctx: Locked, actor: Actor, *, notes: str | None, reasons, asset_keys
     reasons, asset_keys = history.clean_reasons(reasons, asset_keys, seen.assets)
     before = ctx.row.status
     row = _decide(ctx, REJECTED, actor, notes)
-    upsert_approval(ctx.order_id, ctx.stage, status=PENDING, reviewer=actor.email, notes=notes)
-    decision = _record_decision(ctx, actor, seen, notes=notes, reasons=reasons, reason_assets=asset_keys)
+    decision = _record_decision(ctx, actor, seen, status=PENDING, notes=notes, reasons=reasons,
+                                reason_assets=asset_keys)
     return Change("stage_rejected", {"notes": notes, **history.audit_details(decision)}, event="stage_rejected",
                   payload={"status_before": before, "reasons": reasons, "reason_assets": asset_keys},
                   known=_known(seen, actor, PENDING, REJECTED, notes, reasons), result=_decided(row, decision))

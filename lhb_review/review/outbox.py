@@ -116,12 +116,14 @@ class Known:
 
 def enqueue(
     order_id: str, stage: str | None, event: str, payload: dict[str, Any] | None = None, *,
-    known: Known | None = None,
+    known: Known | None = None, along=None,
 ) -> list[dict[str, Any]]:
     """Write one delivery per callback URL of the order into the current transaction (nothing is sent here).
 
     The payload carries the event, the order, the stage's state after the change and ``payload``'s
-    extra facts. An order without callback URLs gets no deliveries.
+    extra facts. An order without callback URLs gets no deliveries. ``along``: a write of the caller's
+    (its audit row) that travels with the deliveries' INSERT as a CTE, one statement for both; it is sent
+    alone when there is nothing to deliver.
     """
     if known is not None:
         webhooks = known.webhooks
@@ -130,6 +132,8 @@ def enqueue(
         webhooks = db.session.scalar(select(Order.webhooks).where(Order.order_id == order_id))
     targets = webhook_targets(webhooks)
     if not targets:
+        if along is not None:
+            db.session.execute(along)
         return []
     if known is not None:
         occurred_at, snapshot = known.now, known.snapshot
@@ -148,5 +152,8 @@ def enqueue(
     }
     rows = [{"order_id": order_id, "stage": stage, "event": event, "url": target["url"], "payload": body}
             for target in targets]
-    db.session.execute(insert(WebhookDelivery.__table__).values(rows))  # one statement for every callback URL
+    stmt = insert(WebhookDelivery.__table__).values(rows)  # one statement for every callback URL
+    if along is not None:
+        stmt = stmt.add_cte(along.cte("along"))
+    db.session.execute(stmt)
     return rows
