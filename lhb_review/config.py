@@ -66,6 +66,7 @@ class DatabaseSettings:
     pool_idle_timeout_ms: int
     statement_timeout_ms: int
     lock_timeout_ms: int
+    parallel_workers: int | None = 0  # max_parallel_workers_per_gather for lhb-review's sessions (None: server's)
 
     @property
     def embedded(self) -> bool:
@@ -88,6 +89,9 @@ class DatabaseSettings:
         pool_max = env_int(env, "DB_POOL_MAX", 10)
         if pool_min < 0 or pool_max < 1 or pool_min > pool_max:
             raise ConfigError(f"DB_POOL_MIN ({pool_min}) must be between 0 and DB_POOL_MAX ({pool_max})")
+        parallel = None if env.get("DB_PARALLEL_WORKERS") == "server" else env_int(env, "DB_PARALLEL_WORKERS", 0)
+        if parallel is not None and parallel < 0:
+            raise ConfigError(f"DB_PARALLEL_WORKERS must be 0 or more, or 'server', not {parallel}")
         schema = env.get("DB_SCHEMA") or None
         if schema is not None and not schema.replace("_", "").isalnum():
             raise ConfigError(f"DB_SCHEMA must be a plain identifier, not {schema!r}")
@@ -100,6 +104,7 @@ class DatabaseSettings:
             pool_idle_timeout_ms=env_int(env, "DB_POOL_IDLE_TIMEOUT", 30000),
             statement_timeout_ms=env_int(env, "DB_STATEMENT_TIMEOUT", 15000),
             lock_timeout_ms=env_int(env, "DB_LOCK_TIMEOUT", 5000),
+            parallel_workers=parallel,
         )
 
     def engine_options(self) -> dict:
@@ -111,6 +116,10 @@ class DatabaseSettings:
         """
         connect_args: dict = {"application_name": "lhb-review", "connect_timeout": 5}
         options = [f"-c statement_timeout={self.statement_timeout_ms}", f"-c lock_timeout={self.lock_timeout_ms}"]
+        if self.parallel_workers is not None:
+            # The pages' queries are short index walks under a LIMIT: a parallel plan's worker start-up costs
+            # more than it saves, and on a small server takes the cores other requests are waiting for.
+            options.append(f"-c max_parallel_workers_per_gather={self.parallel_workers}")
         if self.schema:
             options.append(f"-c search_path={self.schema}")
         connect_args["options"] = " ".join(options)

@@ -65,6 +65,8 @@ def test_pool_defaults_follow_the_seed():
     dict(DB_VARS, DB_POOL_MIN="5", DB_POOL_MAX="2"),
     dict(DB_VARS, DB_POOL_MAX="lots"),
     dict(DB_VARS, DB_SCHEMA="bad schema;"),
+    dict(DB_VARS, DB_PARALLEL_WORKERS="-1"),
+    dict(DB_VARS, DB_PARALLEL_WORKERS="many"),
 ])
 def test_bad_pool_or_schema_values_are_clear_errors(env):
     with pytest.raises(ConfigError):
@@ -77,6 +79,29 @@ def test_pool_variables_reach_the_live_engine(database_url, tmp_path):
         assert db.engine.pool.size() == 1
         assert db.engine.pool._max_overflow == 3
         db.engine.dispose()
+
+
+def parallel_workers_of(database_url, tmp_path, **env) -> str:
+    application = create_app(env=test_env(database_url, tmp_path, **env))
+    with application.app_context():
+        value = db.session.execute(text("SHOW max_parallel_workers_per_gather")).scalar()
+        db.session.remove()
+        db.engine.dispose()
+    return value
+
+
+def test_the_app_s_sessions_plan_no_parallel_workers_unless_told(database_url, tmp_path):
+    import psycopg2
+    from sqlalchemy.engine import make_url
+
+    plain = psycopg2.connect(make_url(database_url).set(drivername="postgresql").render_as_string(False))
+    with plain.cursor() as cur:
+        cur.execute("SHOW max_parallel_workers_per_gather")
+        server_default = cur.fetchone()[0]
+    plain.close()
+    assert parallel_workers_of(database_url, tmp_path) == "0"
+    assert parallel_workers_of(database_url, tmp_path, DB_PARALLEL_WORKERS="1") == "1"
+    assert parallel_workers_of(database_url, tmp_path, DB_PARALLEL_WORKERS="server") == server_default
 
 
 def test_db_schema_puts_tables_and_migration_history_in_that_schema(scratch_database, tmp_path):
