@@ -43,11 +43,20 @@ def derived_key(sha256: str, page: int) -> str:
 
 
 def count_pages(data: bytes) -> int:
-    try:
-        return min(len(_reader(data).pages), MAX_PAGES)
-    except Exception:  # a PDF that cannot be read has no pages to show; the page says so
-        log.warning("Could not count the pages of a PDF", exc_info=True)
-        return 0
+    """How many pages the PDF has (up to MAX_PAGES), counted by PDFium, the renderer the pictures come from:
+    a page that shows a PDF's pages loads no PDF parser in Python for it. 0 when PDFium cannot open it."""
+    import pypdfium2 as pdfium
+
+    with _PDFIUM:
+        try:
+            pdf = pdfium.PdfDocument(data)
+        except Exception:  # noqa: BLE001 - a PDF that cannot be read has no pages to show; the page says so
+            log.warning("Could not count the pages of a PDF", exc_info=True)
+            return 0
+        try:
+            return min(len(pdf), MAX_PAGES)
+        finally:
+            pdf.close()
 
 
 def _declared_image_pixels(resources, depth: int = 0, seen: set | None = None) -> int:
