@@ -5,7 +5,7 @@ import hmac
 import secrets
 import uuid
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, select, update
 
 from lhb_review.extensions import db
 from lhb_review.models import User
@@ -14,6 +14,8 @@ from lhb_review.core.actors import Actor
 from lhb_review.core.tx import transaction
 
 FAILED_LOGIN_REASON = "bad credentials"
+USERS = User.__table__
+USER_BY_ID = select(*USERS.c).where(USERS.c.id == bindparam("id"))  # built once: every signed-in request runs it
 
 
 def new_token() -> str:
@@ -41,16 +43,15 @@ def load(session_value: str | None) -> User | None:
         return None
     if not token:
         return None
-    user = db.session.get(User, key)
-    if user is None or not user.active:
+    row = db.session.execute(USER_BY_ID, {"id": key}).first()
+    if row is None or not row.active:
         return None
-    if not hmac.compare_digest(user.session_token.encode(), token.encode("utf-8", "replace")):
+    if not hmac.compare_digest(row.session_token.encode(), token.encode("utf-8", "replace")):
         return None
-    # The request's user is read once: out of the session, a commit does not expire it, so a page drawn
-    # after a decision does not read the user again. Changes to users go through ops.users, which locks
-    # and re-reads the row.
-    db.session.expunge(user)
-    return user
+    # The request's user is read once, as plain columns, and kept out of the session: a commit does not
+    # expire it, so a page drawn after a decision does not read the user again. Changes to users go
+    # through ops.users, which locks and re-reads the row.
+    return User(**row._mapping)
 
 
 def signed_in(actor: Actor) -> None:

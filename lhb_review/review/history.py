@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import select, text
 
 from lhb_review.extensions import db
-from lhb_review.models import ReviewStage, StageDecision
+from lhb_review.models import StageDecision
 from lhb_review.review.reasons import UnknownReason, parse_reasons
 from lhb_review.models.core import stage_assets
 from lhb_review.review import claims, fingerprints

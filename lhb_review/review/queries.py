@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from datetime import datetime
 from typing import Any, Mapping
 
 from flask import current_app
-from sqlalchemy import and_, case, func, literal, literal_column, or_, select
+from sqlalchemy import String, and_, bindparam, case, func, literal, literal_column, or_, select
 from sqlalchemy.orm import joinedload
 
 from lhb_review.core import paging
@@ -203,10 +204,10 @@ def search_clause(q: str):
     )
 
 
-def queue_page(f: QueueFilter) -> QueuePage:
-    """One page of the queue in one statement: size rows after (or before) the cursor, oldest first
-    (by submission, or by order date with sort "order_date"), with who holds a live claim on each."""
-    first, second = sla.sort_columns(f.sort)
+@lru_cache(maxsize=1)
+def _queue_select():
+    """The queue's columns and joins, built once (statements are immutable; each page adds its filter), and
+    the check-state column the checks filter compares."""
     live_claim = case((StageClaim.expires_at > func.now(), StageClaim.claimed_by))
     check_state = check_state_of(ReviewStage.order_id, ReviewStage.stage_name)
     stmt = (
@@ -220,6 +221,14 @@ def queue_page(f: QueueFilter) -> QueuePage:
         .outerjoin(StageClaim, and_(StageClaim.order_id == ReviewStage.order_id,
                                     StageClaim.stage == ReviewStage.stage_name))
     )
+    return stmt, check_state
+
+
+def queue_page(f: QueueFilter) -> QueuePage:
+    """One page of the queue in one statement: size rows after (or before) the cursor, oldest first
+    (by submission, or by order date with sort "order_date"), with who holds a live claim on each."""
+    first, second = sla.sort_columns(f.sort)
+    stmt, check_state = _queue_select()
     if f.stage:
         stmt = stmt.where(ReviewStage.stage_name == f.stage)
     if f.status == WAITING_FILTER:
@@ -285,22 +294,31 @@ def filter_choices() -> dict[str, tuple[str, ...]]:
     }
 
 
-def claim_bar_facts(order_id: str, stage: str) -> tuple[str, bool, ClaimView | None] | None:
-    """In one statement: the stage's status, whether an earlier stage is not approved yet, and its live
-    claim; None when the order has no such stage. Polled by every open stage page, so kept to one query."""
+@lru_cache(maxsize=None)
+def _claim_bar_select(stage: str):
+    """claim_bar_facts' statement for one stage name, built once (the order id is a parameter)."""
     earlier = [s.value for s in Stage(stage).earlier]
+    order_id = bindparam("order_id", type_=String)
     approved_earlier = (select(func.count()).where(
         ReviewStage.order_id == order_id, ReviewStage.stage_name.in_(earlier),
         ReviewStage.status == StageStatus.APPROVED.value).scalar_subquery() if earlier else literal(0))
-    row = db.session.execute(
+    stmt = (
         select(ReviewStage.status, approved_earlier.label("approved_earlier"),
                StageClaim.claimed_by, StageClaim.claimed_at, StageClaim.expires_at)
         .outerjoin(StageClaim, and_(StageClaim.order_id == ReviewStage.order_id,
                                     StageClaim.stage == ReviewStage.stage_name, StageClaim.expires_at > func.now()))
         .where(ReviewStage.order_id == order_id, ReviewStage.stage_name == stage)
-    ).first()
+    )
+    return stmt, len(earlier)
+
+
+def claim_bar_facts(order_id: str, stage: str) -> tuple[str, bool, ClaimView | None] | None:
+    """In one statement: the stage's status, whether an earlier stage is not approved yet, and its live
+    claim; None when the order has no such stage. Polled by every open stage page, so kept to one query."""
+    stmt, earlier = _claim_bar_select(Stage(stage).value)
+    row = db.session.execute(stmt, {"order_id": order_id}).first()
     if row is None:
         return None
     claim = (ClaimView(order_id, stage, row.claimed_by, row.claimed_at, row.expires_at)
              if row.claimed_by else None)
-    return row.status, row.approved_earlier < len(earlier), claim
+    return row.status, row.approved_earlier < earlier, claim
