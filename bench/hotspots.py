@@ -172,6 +172,7 @@ def main() -> int:
         raise SystemExit(f"database {name} did not exist: build it with bench/run.py --orders {args.orders} first")
     bench.flask_cli(env, "db", "upgrade")
     bench.ensure_bench_user(db_url)
+    bench.flask_cli(env, "counts", "compact")  # as the deployment's workers keep them (and as run.py does)
     token = bench.api_token(env)
     fx = bench.load_fixtures(db_url, decisions=3 * args.requests)
     out(f"Requests: {args.requests} timed, then {args.requests} profiled, per scenario, after 20 to warm up")
