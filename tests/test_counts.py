@@ -376,6 +376,34 @@ def test_a_worker_compacts_at_most_once_a_minute(app):
     assert compactor.maybe() is not None
 
 
+def test_reviewers_claiming_stages_compact_the_counts_once_a_minute(app, login_as, monkeypatch):
+    from lhb_review.views import stage as stage_views
+    from tests.factories import make_user
+
+    orders = [make_order_with_stages("pending") for _ in range(3)]
+    browser = login_as(make_user())
+    clock = [1000.0]
+    monkeypatch.setattr(stage_views, "COMPACTOR", counts.Compactor(clock=lambda: clock[0]))
+
+    def claim(order) -> tuple[int, int]:
+        """(combinations with a count before the claim, count rows after it)."""
+        combinations = len(assert_exact())
+        browser.refresh_csrf(f"/orders/{order.order_id}/stages/preBria")
+        assert browser.post(f"/orders/{order.order_id}/stages/preBria/claim", {}, htmx=True).status_code == 200
+        return combinations, db.session.scalar(text("SELECT count(*) FROM stage_count_deltas"))
+
+    # Each claim moves a stage from pending to in review: two rows (-1, +1) after any compaction.
+    combinations, first = claim(orders[0])
+    assert first == combinations + 2  # compacted first (one row per combination), then the claim's two
+    clock[0] += 30
+    _, second = claim(orders[1])
+    assert second == first + 2  # within the minute: nothing compacted
+    clock[0] += 31
+    combinations, third = claim(orders[2])
+    assert third == combinations + 2
+    assert_exact()
+
+
 # --- demo data ---------------------------------------------------------------------------------------------
 
 def test_the_demo_seed_leaves_exact_counts(runner, app):

@@ -306,3 +306,36 @@ def test_customer_markup_is_shown_as_text(app, reviewer):
 def test_empty_queue_says_so(app, reviewer):
     assert "All caught up" in reviewer.get("/queue").get_data(as_text=True)
     assert "Nothing matches these filters" in reviewer.get("/queue?stage=postPdf").get_data(as_text=True)
+
+
+# --- search finds its orders first -------------------------------------------------------------------------
+
+def searched(app, q: str) -> list[str]:
+    from lhb_review.review import queries
+
+    return [row.order_id for row in queries.queue_page(queries.parse_queue_filter({"q": q})).rows]
+
+
+def test_a_search_matching_few_orders_lists_them_first_and_one_matching_many_walks_the_queue(app, monkeypatch):
+    from sqlalchemy.sql.elements import BinaryExpression, BooleanClauseList
+
+    from lhb_review.review import queries
+
+    for n in range(6):
+        make_stage(make_order(customer_first_name="Grace" if n < 4 else "Alan"), "preBria", "pending")
+    monkeypatch.setattr(queries, "SEARCH_LIST_MAX", 3)
+
+    assert isinstance(queries.search_filter("Alan"), BinaryExpression)  # two matches: looked up by order id
+    assert isinstance(queries.search_filter("Grace"), BooleanClauseList)  # four: the search's own condition
+    assert len(searched(app, "Alan")) == 2 and len(searched(app, "Grace")) == 4
+
+
+def test_a_search_answers_the_same_whichever_way_it_finds_its_orders(app, monkeypatch):
+    from lhb_review.review import queries
+
+    for n in range(5):
+        make_stage(make_order(customer_first_name="Grace"), "preBria", "pending")
+        make_stage(make_order(customer_first_name="Alan"), "preBria", "pending")
+    listed = searched(app, "grace")
+    monkeypatch.setattr(queries, "SEARCH_LIST_MAX", 0)
+    assert searched(app, "grace") == listed and len(listed) == 5

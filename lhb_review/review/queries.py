@@ -14,7 +14,8 @@ from datetime import datetime
 from typing import Any, Mapping
 
 from flask import current_app
-from sqlalchemy import String, and_, bindparam, case, func, literal, literal_column, or_, select
+from sqlalchemy import String, and_, any_, bindparam, case, func, literal, literal_column, or_, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import joinedload
 
 from lhb_review.core import paging
@@ -29,6 +30,7 @@ from lhb_review.core.errors import DomainError
 PAGE_SIZES = (25, 50, 100)
 DEFAULT_PAGE_SIZE = 50
 MAX_SEARCH = 200
+SEARCH_LIST_MAX = 2000  # matching orders listed by id before a search walks the queue (search_filter)
 MAX_FILTER_VALUE = 100
 HISTORY_LIMIT = 50
 ORDER_AUDIT_LIMIT = 200
@@ -224,6 +226,22 @@ def _queue_select():
     return stmt, check_state
 
 
+def search_filter(q: str):
+    """The queue's condition for a search: its stages are those of the matching orders, listed first (one
+    statement over the search indexes) when there are at most SEARCH_LIST_MAX of them.
+
+    Left to itself the planner guesses how many orders a pattern matches; guessing many, it walks the whole
+    queue in order looking for them, which takes seconds at a million orders when only one matches. A short
+    list of the matching orders' ids makes each page a lookup by order. A search that matches more orders
+    than that (a common first name) keeps the plain condition: with matches that dense, the walk in queue
+    order finds a page of them quickly."""
+    matches = db.session.scalars(
+        select(Order.order_id).where(search_clause(q)).limit(SEARCH_LIST_MAX + 1)).all()
+    if len(matches) > SEARCH_LIST_MAX:
+        return search_clause(q)
+    return ReviewStage.order_id == any_(bindparam("search_matches", list(matches), type_=ARRAY(String)))
+
+
 def queue_page(f: QueueFilter) -> QueuePage:
     """One page of the queue in one statement: size rows after (or before) the cursor, oldest first
     (by submission, or by order date with sort "order_date"), with who holds a live claim on each."""
@@ -240,7 +258,7 @@ def queue_page(f: QueueFilter) -> QueuePage:
     if f.project:
         stmt = stmt.where(Order.project == f.project)
     if f.q:
-        stmt = stmt.where(search_clause(f.q))
+        stmt = stmt.where(search_filter(f.q))
     if f.checks == "failing":
         stmt = stmt.where(check_state == "failing")
 

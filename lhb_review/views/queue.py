@@ -138,7 +138,7 @@ def filter_clauses(f: queries.QueueFilter) -> list:
     if f.project:
         clauses.append(Order.project == f.project)
     if f.q:
-        clauses.append(queries.search_clause(f.q))
+        clauses.append(queries.search_filter(f.q))
     if f.checks == "failing":
         clauses.append(check_state_of(ReviewStage.order_id, ReviewStage.stage_name) == "failing")
     return clauses

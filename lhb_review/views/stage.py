@@ -10,12 +10,15 @@ from typing import Callable
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from lhb_review import review
 from lhb_review.core.errors import DomainError, Invalid, NotFound
 from lhb_review.core.stages import DECIDED, STAGE_NAMES, Stage, StageStatus
 from lhb_review.core.storage import InvalidKey, get_storage
+from lhb_review.extensions import db
 from lhb_review.models import Order, ReviewStage
-from lhb_review.review import claims, fingerprints, history, pdf_pages, queries
+from lhb_review.review import claims, counts, fingerprints, history, pdf_pages, queries
 from lhb_review.review.checks import stage_checks
 from lhb_review.review.reasons import REASONS
 from lhb_review.views import queue, ui
@@ -32,6 +35,9 @@ OUTCOMES = {
     "reopen": "Reopened. The stage is waiting for review again.",
 }
 UNDONE = "Decision undone: the stage is back where it was."
+# The queue's count rows are folded once a minute by each web process as reviewers claim stages, so the
+# counts stay cheap to read even where no checks or webhook worker runs.
+COMPACTOR = counts.Compactor()
 MAX_ORDER_ID = 255  # orders.order_id is VARCHAR(255)
 
 
@@ -298,6 +304,18 @@ def presence(order_id: str, stage: str):
 
 # --- claims --------------------------------------------------------------------------------------------
 
+def tidy_up() -> None:
+    """Housekeeping that rides on reviewers' claims: lapsed claims elsewhere go back to pending, and the
+    queue's count rows are compacted when due. A failed compaction is logged and tried again later; the
+    reviewer's claim goes on."""
+    review.expire_lapsed(limit=50)
+    try:
+        COMPACTOR.maybe()
+    except SQLAlchemyError:
+        db.session.rollback()
+        current_app.logger.warning("Compacting the queue's counts failed; trying again later", exc_info=True)
+
+
 @bp.post("/orders/<order_id>/stages/<stage>/claim", defaults={"action": "claim"})
 @bp.post("/orders/<order_id>/stages/<stage>/renew", defaults={"action": "renew"})
 @bp.post("/orders/<order_id>/stages/<stage>/release", defaults={"action": "release"})
@@ -305,7 +323,7 @@ def presence(order_id: str, stage: str):
 @login_required
 def claim_action(order_id: str, stage: str, action: str):
     load(order_id, stage)
-    review.expire_lapsed(limit=50)  # lapsed claims elsewhere go back to pending as people work
+    tidy_up()
     beacon = bool(request.form.get("beacon"))  # a page giving its claim back as it closes: nobody reads the answer
     try:
         CLAIM_ACTIONS[action](current_actor(), order_id, stage)
