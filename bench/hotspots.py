@@ -20,12 +20,14 @@ import argparse
 import cProfile
 import pstats
 import sys
+import sysconfig
 import time
 import urllib.parse
 from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+STDLIB = sysconfig.get_paths()["stdlib"]
 sys.path.insert(0, str(ROOT))
 
 from bench import run as bench  # noqa: E402  (after the path is set, like run.py)
@@ -78,9 +80,9 @@ def scenarios(fx: bench.Fixtures, token: str | None, client: Client, count: int)
         ("queue page", "GET", ["/queue"], {}, None),
         ("queue fragment, first page", "GET", ["/queue"], htmx, None),
         ("stage review page", "GET", [f"/orders/{o}/stages/{s}" for o, s in fx.stages], {}, None),
-        ("approve (htmx)", "POST", [f"/orders/{o}/stages/{s}/approve" for o, s in fx.approve[:count * 2]], post,
+        ("approve (htmx)", "POST", [f"/orders/{o}/stages/{s}/approve" for o, s in fx.approve], post,
          {"notes": ""}),
-        ("reject (htmx)", "POST", [f"/orders/{o}/stages/{s}/reject" for o, s in fx.reject[:count * 2]], post,
+        ("reject (htmx)", "POST", [f"/orders/{o}/stages/{s}/reject" for o, s in fx.reject], post,
          {"notes": "Hair colour drifts between views.", "reasons": "character_drift"}),
         ("claim bar poll, unchanged (304)", "GET", [presence], {**htmx, "If-None-Match": etag}, None),
     ]
@@ -99,9 +101,11 @@ def requests_of(paths: list[str], count: int, reuse: bool):
 def profile_one(out: bench.Report, client: Client, name: str, method: str, paths: list[str], headers: dict,
                 body: dict | None, count: int) -> None:
     reuse = method == "GET"
-    if not reuse and len(paths) < 2 * count + 20:
-        out(f"{name}: not enough fresh stages to decide ({len(paths)})")
-        return
+    if not reuse:  # each decision needs a stage nobody decided yet: as many as the database still has
+        count = min(count, (len(paths) - 20) // 2)
+        if count < 20:
+            out(f"{name}: not enough undecided stages left to decide ({len(paths)})")
+            return
     send = (lambda p: client.client.get(p, headers=headers)) if method == "GET" else \
         (lambda p: client.client.post(p, data=body, headers=headers))
     warm, timed, profiled = (paths[:20], paths[20:20 + count], paths[20 + count:20 + 2 * count]) if not reuse \
@@ -144,9 +148,10 @@ def profile_one(out: bench.Report, client: Client, name: str, method: str, paths
 
 
 def short(filename: str) -> str:
-    for marker in ("site-packages/", str(ROOT) + "/"):
+    """A file's name as the report shows it: from the package (or the project, or the standard library) on."""
+    for marker, prefix in (("site-packages/", ""), (str(ROOT) + "/", ""), (STDLIB + "/", "stdlib/")):
         if marker in filename:
-            return filename.split(marker, 1)[1]
+            return prefix + filename.split(marker, 1)[1]
     return filename
 
 
