@@ -74,6 +74,7 @@ PAGE_STATEMENTS = {
     "queue page": 3,        # the user, the page of rows, the at-a-glance counts
     "queue fragment": 2,    # the user, the page of rows
     "stage review page": 4,  # the user, the order with its stages, the stage's facts with its checks, its history
+    "search": 3,            # the user, the matching orders (search_filter), the page of their stages
     "API stage status": 2,  # the token, the stage with its approval and its check run
     "claim bar poll": 2,    # the user, the stage's status with its claim and earlier stages
 }
