@@ -391,3 +391,37 @@ def test_admins_find_the_deliveries_page_in_the_navigation(app, login_as):
     assert 'href="/admin/deliveries/"' in admin.get("/queue").get_data(as_text=True)
     reviewer = login_as(make_user(role="reviewer"))
     assert "/admin/deliveries/" not in reviewer.get("/queue").get_data(as_text=True)
+
+
+# --- what a delivery says after a reopen or an undo ------------------------------------------------------
+
+ADMIN = Actor(email="admin@example.com", ip="192.0.2.11", user_agent="pytest", is_admin=True)
+
+
+def payload_of(event: str) -> dict:
+    return next(d.payload for d in reversed(deliveries()) if d.event == event)
+
+
+def test_reopening_a_rejected_stage_announces_it_pending_with_no_reasons(app):
+    order = make_order_with_stages("pending", webhooks=["https://hooks.example.com/lhb"])
+    review.reject(REVIEWER, order.order_id, "preBria", "Hair colour drifts.", ["character_drift"])
+    assert payload_of("stage_rejected")["reasons"] == ["character_drift"]
+
+    review.reopen(ADMIN, order.order_id, "preBria", notes="Try again")
+
+    reopened = payload_of("stage_reopened")
+    assert reopened["review_status"] == "pending" and reopened["reasons"] == []
+
+
+def test_an_undo_announces_the_stage_as_it_is_after_the_undo_even_with_the_order_loaded_before(app):
+    from lhb_review.review import queries
+
+    order = make_order_with_stages("pending", webhooks=["https://hooks.example.com/lhb"])
+    review.reject(REVIEWER, order.order_id, "preBria", "Hair colour drifts.", ["character_drift"])
+    loaded = queries.order_with_stages(order.order_id)  # as the undo view loads the page's order first
+    assert loaded.stages[0].status == "rejected"
+
+    review.undo(REVIEWER, order.order_id, "preBria")
+
+    undone = payload_of("stage_undone")
+    assert undone["review_status"] == "pending" and undone["reviewer"] is None and undone["reasons"] == []

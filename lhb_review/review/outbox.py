@@ -86,9 +86,12 @@ def decision_reasons(order_id: str, stage: str) -> list:
 
 def stage_snapshot(order_id: str, stage: str) -> dict[str, Any]:
     """What the pipeline knows a stage by: the approval store's answer and the review state."""
-    row = db.session.scalar(
-        select(ReviewStage).where(ReviewStage.order_id == order_id, ReviewStage.stage_name == stage)
-    )
+    # Plain columns, never an ORM object: the state machine writes with Core statements, so an object the
+    # session loaded earlier in the request would still describe the stage as it was before the change.
+    row = db.session.execute(
+        select(ReviewStage.status, ReviewStage.reviewer_email, ReviewStage.reviewer_notes, ReviewStage.reviewed_at)
+        .where(ReviewStage.order_id == order_id, ReviewStage.stage_name == stage)
+    ).first()
     return {
         "status": stage_statuses([(order_id, stage)])[(order_id, stage)],
         "review_status": row.status if row else None,
@@ -128,6 +131,9 @@ def enqueue(
     if known is not None:
         webhooks = known.webhooks
     else:
+        if along is not None:  # the snapshot read below must see the caller's write (its audit row)
+            db.session.execute(along)
+            along = None
         db.session.flush()
         webhooks = db.session.scalar(select(Order.webhooks).where(Order.order_id == order_id))
     targets = webhook_targets(webhooks)
