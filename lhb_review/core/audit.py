@@ -11,6 +11,9 @@ from lhb_review.models import AuditLog
 from lhb_review.core.actors import Actor
 
 MAX_USER_AGENT = 1000
+# The session's info key under which the audit actions written in its current transaction are listed, as
+# (action, stage): what happened, for whoever wants to know once it commits (the decision metrics).
+WRITTEN = "lhb_audit_written"
 
 # Every audit action lhb-review writes (the database's own triggers included), with the words people read.
 ACTIONS: dict[str, str] = {
@@ -62,11 +65,13 @@ def statement(
     stage: str | None = None,
     details: dict[str, Any] | None = None,
 ):
-    """The INSERT of one audit row, for a caller that sends it with another statement (as a CTE).
+    """The INSERT of one audit row, for a caller that sends it with another statement (as a CTE) in the
+    current transaction; the action is listed under ``db.session.info[WRITTEN]`` until it commits.
 
     ``action`` is one of ACTIONS: an action nobody listed is a programming error, refused before any write."""
     if action not in ACTIONS:
         raise ValueError(f"unknown audit action {action!r}: add it to core.audit.ACTIONS")
+    db.session.info.setdefault(WRITTEN, []).append((action, stage))
     return insert(AuditLog.__table__).values(
         order_id=order_id or "",
         action=action,

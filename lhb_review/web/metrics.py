@@ -22,6 +22,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy import event, text
 
+from lhb_review.core import audit
 from lhb_review.extensions import db
 from lhb_review.ops.errorlog import ERRORS  # noqa: F401 - exported with the other metrics
 
@@ -134,24 +135,17 @@ def _watch_pool(engine) -> None:
 
 
 def _watch_decisions(session) -> None:
-    """Count decisions when their transaction commits (the audit row is the decision's witness)."""
-
-    @event.listens_for(session, "after_flush")
-    def _collect(sess, flush_context):
-        from lhb_review.models import AuditLog
-
-        for obj in sess.new:
-            if isinstance(obj, AuditLog) and obj.action in DECISION_ACTIONS:
-                sess.info.setdefault("lhb_decisions", []).append((obj.stage or "", DECISION_ACTIONS[obj.action]))
+    """Count decisions when their transaction commits (the audit rows it wrote are the witnesses)."""
 
     @event.listens_for(session, "after_commit")
     def _count(sess):
-        for stage, outcome in sess.info.pop("lhb_decisions", []):
-            DECISIONS.labels(stage=stage, outcome=outcome).inc()
+        for action, stage in sess.info.pop(audit.WRITTEN, []):
+            if action in DECISION_ACTIONS:
+                DECISIONS.labels(stage=stage or "", outcome=DECISION_ACTIONS[action]).inc()
 
     @event.listens_for(session, "after_soft_rollback")
     def _forget(sess, previous_transaction):
-        sess.info.pop("lhb_decisions", None)
+        sess.info.pop(audit.WRITTEN, None)
 
 
 _session_watched = False
