@@ -376,7 +376,7 @@ def test_a_worker_compacts_at_most_once_a_minute(app):
     assert compactor.maybe() is not None
 
 
-def test_reviewers_claiming_stages_compact_the_counts_once_a_minute(app, login_as, monkeypatch):
+def test_open_stage_pages_heartbeats_compact_the_counts_once_a_minute(app, login_as, monkeypatch):
     from lhb_review.views import stage as stage_views
     from tests.factories import make_user
 
@@ -389,10 +389,10 @@ def test_reviewers_claiming_stages_compact_the_counts_once_a_minute(app, login_a
         """(combinations with a count before the claim, count rows after it)."""
         combinations = len(assert_exact())
         browser.refresh_csrf(f"/orders/{order.order_id}/stages/preBria")
-        assert browser.post(f"/orders/{order.order_id}/stages/preBria/claim", {}, htmx=True).status_code == 200
+        assert browser.post(f"/orders/{order.order_id}/stages/preBria/renew", {}, htmx=True).status_code == 200
         return combinations, db.session.scalar(text("SELECT count(*) FROM stage_count_deltas"))
 
-    # Each claim moves a stage from pending to in review: two rows (-1, +1) after any compaction.
+    # Each heartbeat here claims its stage again (pending to in review): two rows (-1, +1) after any compaction.
     combinations, first = claim(orders[0])
     assert first == combinations + 2  # compacted first (one row per combination), then the claim's two
     clock[0] += 30

@@ -14,8 +14,9 @@ from lhb_review.core.actors import Actor
 from lhb_review.core.tx import transaction
 
 FAILED_LOGIN_REASON = "bad credentials"
-USERS = User.__table__
-USER_BY_ID = select(*USERS.c).where(USERS.c.id == bindparam("id"))  # built once: every signed-in request runs it
+# Built once: every signed-in request runs it. Its columns are the model's, so the session knows it reads
+# users and sends it to the primary even on a replica-routed page (a sign-out takes effect at once).
+USER_BY_ID = select(*(getattr(User, column.key) for column in User.__table__.c)).where(User.id == bindparam("id"))
 
 
 def new_token() -> str:

@@ -35,8 +35,8 @@ OUTCOMES = {
     "reopen": "Reopened. The stage is waiting for review again.",
 }
 UNDONE = "Decision undone: the stage is back where it was."
-# The queue's count rows are folded once a minute by each web process as reviewers claim stages, so the
-# counts stay cheap to read even where no checks or webhook worker runs.
+# The queue's count rows are folded once a minute by each web process, on the heartbeat of open stage pages
+# (nobody waits on its answer), so the counts stay cheap to read even where no checks or webhook worker runs.
 COMPACTOR = counts.Compactor()
 MAX_ORDER_ID = 255  # orders.order_id is VARCHAR(255)
 
@@ -304,11 +304,13 @@ def presence(order_id: str, stage: str):
 
 # --- claims --------------------------------------------------------------------------------------------
 
-def tidy_up() -> None:
-    """Housekeeping that rides on reviewers' claims: lapsed claims elsewhere go back to pending, and the
-    queue's count rows are compacted when due. A failed compaction is logged and tried again later; the
-    reviewer's claim goes on."""
+def tidy_up(*, compact: bool) -> None:
+    """Housekeeping that rides on reviewers' claims: lapsed claims elsewhere go back to pending and, on a
+    heartbeat, the queue's count rows are compacted when due. A failed compaction is logged and tried again
+    later; the reviewer's claim goes on."""
     review.expire_lapsed(limit=50)
+    if not compact:
+        return
     try:
         COMPACTOR.maybe()
     except SQLAlchemyError:
@@ -323,7 +325,7 @@ def tidy_up() -> None:
 @login_required
 def claim_action(order_id: str, stage: str, action: str):
     load(order_id, stage)
-    tidy_up()
+    tidy_up(compact=action == "renew")
     beacon = bool(request.form.get("beacon"))  # a page giving its claim back as it closes: nobody reads the answer
     try:
         CLAIM_ACTIONS[action](current_actor(), order_id, stage)
