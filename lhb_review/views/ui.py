@@ -111,22 +111,6 @@ def age(value: datetime | None, now: datetime | None = None) -> str:
     return f"{days} d {rest} h" if rest else f"{days} d"
 
 
-def age_class(value: datetime | None, now: datetime | None = None) -> str:
-    """A mark for stages that have waited long, against the service levels (SLA_WARN_HOURS, SLA_BREACH_HOURS)."""
-    if value is None:
-        return ""
-    level = sla.age(value, now or datetime.now(timezone.utc)).level
-    return {"warn": "age-day age-warn", "breach": "age-old age-breach"}.get(level, "")
-
-
-def age_level(value: datetime | None, now: datetime | None = None) -> str:
-    """The service level in words, so the mark never speaks by colour alone ("" within it)."""
-    if value is None:
-        return ""
-    level = sla.age(value, now or datetime.now(timezone.utc)).level
-    return "" if level == "ok" else sla.Age(sla.thresholds()[0], level).label
-
-
 def waited(value: datetime | None, now: datetime) -> tuple[str, str]:
     """The service-level mark of a waiting stage in one go: its CSS class and its words ("", "" within it)."""
     if value is None:
@@ -157,8 +141,6 @@ def is_pdf(asset: dict) -> bool:
 def register(app: Flask) -> None:
     app.add_template_filter(when)
     app.add_template_filter(age)
-    app.add_template_filter(age_class)
-    app.add_template_filter(age_level)
     app.add_template_filter(waited)
     app.add_template_filter(thousands)
     app.add_template_filter(reason_label)
